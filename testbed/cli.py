@@ -1,0 +1,3 @@
+"""The `testbed` command."""
+def main(argv=None):
+    raise SystemExit("testbed: not ready")
