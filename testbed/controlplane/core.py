@@ -1,0 +1,638 @@
+"""The control plane: admission (validation + allocation, all or nothing), the object store, and the
+controllers run to a fixed point after every change.
+
+Controllers are driven the way kube-controller-manager drives them: store events put keys on a work
+queue (deduplicated), and `_reconcile()` drains it. Indexes (pods by label, owner and node; Services by
+selector) keep each step proportional to what changed, so 10,000 Services stay fast.
+"""
+from __future__ import annotations
+
+import ipaddress
+import random
+import threading
+from collections import defaultdict, deque
+from typing import Callable, Iterable
+
+from ..errors import ManifestError, Problem, TestbedError
+from ..kinds import KINDS, WRITABLE_KINDS, apply_defaults, to_storage_version
+from ..manifests import Document
+from ..store import DELETED, ObjectStore, WatchEvent, copy_object, now_rfc3339
+from ..validation import selector_matches, validate_object
+from . import endpoints as endpoint_controller
+from . import scheduling, workloads
+from .allocators import ClusterIPAllocator, LoadBalancerPool, PodIPAM, PortAllocator
+from .config import ClusterConfig, NodeSpec
+from .services import ServiceAdmission, release_service, sync_load_balancer
+
+# ingress-nginx: the testbed ships an nginx ingress controller, which lives there as ingress-nginx does
+# (its ConfigMap `ingress-nginx/nginx-configuration` is how users tune it).
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "ingress-nginx")
+# Fields `apply` compares to tell "configured" from "unchanged".
+CONTENT_FIELDS = ("spec", "data", "stringData", "binaryData", "type", "subsets", "endpoints", "ports",
+                  "addressType", "immutable")
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.1"
+
+
+class NotFound(TestbedError):
+    pass
+
+
+def _namespace_of(obj: dict) -> str:
+    return obj["metadata"].get("namespace", "") if KINDS[obj["kind"]].namespaced else ""
+
+
+class ControlPlane:
+    def __init__(self, config: ClusterConfig, hollow_kubelet: bool = True):
+        self.config = config
+        self.hollow_kubelet = hollow_kubelet
+        self.lock = threading.RLock()
+        self.rng = random.Random(config.seed)
+        self.store = ObjectStore()
+        self.cluster_ips = ClusterIPAllocator(config.service_cidr, self.rng)
+        self.node_ports = PortAllocator(*config.node_port_range, self.rng)
+        self.lb_pool = LoadBalancerPool(*config.lb_pool, self.rng)
+        self.pod_ipam = PodIPAM({n.name: n.pod_cidr for n in config.nodes}, self.rng)
+        self.events: dict[tuple, list[dict]] = defaultdict(list)
+        self._queue: deque[tuple[str, tuple]] = deque()
+        self._queued: set[tuple[str, tuple]] = set()
+        # indexes
+        self._pod_info: dict[tuple[str, str], tuple[dict, str | None, str | None]] = {}
+        self._pods_by_label: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        self._pods_by_owner: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self._pods_by_node: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self._rs_by_owner: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self._service_selectors: dict[tuple[str, str], dict] = {}
+        self._services_by_label: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        self._slices_by_service: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._slice_owner: dict[tuple[str, str], str] = {}
+        self.store.watch(self._index_and_enqueue)
+        self._bootstrap()
+
+    # ------------------------------------------------------------------------------------
+    # Bootstrap: what every cluster has before the user applies anything
+    # ------------------------------------------------------------------------------------
+    def _bootstrap(self) -> None:
+        with self.lock:
+            for name in SYSTEM_NAMESPACES:
+                self.store.create({"apiVersion": "v1", "kind": "Namespace",
+                                   "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+                                   "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+            for node in self.config.nodes:
+                self.store.create(self._node_object(node))
+            builtin = [{
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": self.cluster_ips.nth(1),
+                         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+            }]
+            builtin.append({
+                "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                "metadata": {"name": "nginx", "labels": {"app.kubernetes.io/name": "ingress-nginx"},
+                             "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+                "spec": {"controller": "k8s.io/ingress-nginx"}})
+            if self.config.cluster_dns:
+                builtin += self._cluster_dns_objects()
+            self.apply([Document("<bootstrap>:%d" % i, o) for i, o in enumerate(builtin, 1)])
+
+    def _node_object(self, node: NodeSpec) -> dict:
+        labels = {"kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux",
+                  "kubernetes.io/arch": "amd64", **dict(node.labels)}
+        return {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": node.name, "labels": labels},
+                "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
+                "status": {"addresses": [{"type": "InternalIP", "address": node.internal_ip},
+                                         {"type": "Hostname", "address": node.name}],
+                           "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+                           "nodeInfo": {"kubeletVersion": "v1.31.0-testbed", "osImage": "Mininet namespace",
+                                        "containerRuntimeVersion": "testbed://processes"}}}
+
+    def _cluster_dns_objects(self) -> list[dict]:
+        labels = {"k8s-app": "kube-dns"}
+        return [
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                          "labels": {**labels, "kubernetes.io/name": "CoreDNS"}},
+             "spec": {"clusterIP": self.cluster_ips.nth(10), "selector": labels,
+                      "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                                {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}},
+            {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": "coredns", "namespace": "kube-system", "labels": labels},
+             "spec": {"replicas": self.config.dns_replicas, "selector": {"matchLabels": labels},
+                      "strategy": {"type": "RollingUpdate",
+                                   "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
+                      "template": {"metadata": {"labels": labels}, "spec": {
+                          "dnsPolicy": "Default",
+                          "containers": [{
+                              "name": "coredns", "image": COREDNS_IMAGE,
+                              "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                                        {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                                        {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}],
+                              "readinessProbe": {"tcpSocket": {"port": 53}, "periodSeconds": 1}}]}}}},
+        ]
+
+    # ------------------------------------------------------------------------------------
+    # Queries used by the controllers
+    # ------------------------------------------------------------------------------------
+    def node_spec(self, name: str) -> NodeSpec:
+        for node in self.config.nodes:
+            if node.name == name:
+                return node
+        raise NotFound(f'nodes "{name}" not found')
+
+    def node_labels(self, name: str) -> dict:
+        node = self.store.get("Node", "", name)
+        return (node["metadata"].get("labels") or {}) if node else {}
+
+    def pods_owned_by(self, uid: str) -> list[dict]:
+        return [p for p in (self.store.get("Pod", ns, n) for ns, n in self._pods_by_owner.get(uid, ())) if p]
+
+    def replica_sets_owned_by(self, uid: str) -> list[dict]:
+        return [r for r in (self.store.get("ReplicaSet", ns, n) for ns, n in self._rs_by_owner.get(uid, ())) if r]
+
+    def pod_count_on(self, node: str) -> int:
+        return len(self._pods_by_node.get(node, ()))
+
+    def pods_on_node_owned(self, node: str, owner_uid: str) -> int:
+        return len(self._pods_by_node.get(node, set()) & self._pods_by_owner.get(owner_uid, set()))
+
+    def pods_selected(self, namespace: str, selector: dict) -> list[dict]:
+        """Pods in `namespace` whose labels match a map selector (via the label index)."""
+        sets = [self._pods_by_label.get((namespace, k, v), set()) for k, v in selector.items()]
+        if not sets:
+            return []
+        names = set.intersection(*sets) if len(sets) > 1 else sets[0]
+        return [p for p in (self.store.get("Pod", namespace, n) for n in names) if p]
+
+    def slices_of(self, namespace: str, service: str) -> list[dict]:
+        names = self._slices_by_service.get((namespace, service), ())
+        return [s for s in (self.store.get("EndpointSlice", namespace, n) for n in names) if s]
+
+    def record_event(self, obj: dict, type_: str, reason: str, message: str) -> None:
+        key = (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        events = self.events[key]
+        events.append({"type": type_, "reason": reason, "message": message, "time": now_rfc3339()})
+        del events[:-20]
+
+    # ------------------------------------------------------------------------------------
+    # Indexes and the work queue
+    # ------------------------------------------------------------------------------------
+    def _enqueue(self, handler: str, key: tuple) -> None:
+        item = (handler, key)
+        if item not in self._queued:
+            self._queued.add(item)
+            self._queue.append(item)
+
+    def _index_and_enqueue(self, event: WatchEvent) -> None:
+        kind, ns, name, obj = event.kind, event.namespace, event.name, event.obj
+        deleted = event.type == DELETED
+        if kind == "Pod":
+            self._index_pod(ns, name, None if deleted else obj)
+        elif kind == "ReplicaSet":
+            owner = workloads.controller_of(obj)
+            if owner:
+                (self._rs_by_owner[owner["uid"]].discard if deleted else self._rs_by_owner[owner["uid"]].add)((ns, name))
+                self._enqueue("Deployment", (ns, owner["name"]))
+            if not deleted:
+                self._enqueue("ReplicaSet", (ns, name))
+        elif kind == "ReplicationController" and not deleted:
+            self._enqueue("ReplicationController", (ns, name))
+        elif kind == "Deployment" and not deleted:
+            self._enqueue("Deployment", (ns, name))
+        elif kind == "Service":
+            self._index_service(ns, name, None if deleted else obj)
+            if not deleted:
+                self._enqueue("Service", (ns, name))
+        elif kind == "Endpoints":
+            self._enqueue("Service", (ns, name))
+        elif kind == "EndpointSlice":
+            owner = (obj["metadata"].get("labels") or {}).get(endpoint_controller.SERVICE_NAME_LABEL)
+            previous = self._slice_owner.pop((ns, name), None)
+            if previous:
+                self._slices_by_service[(ns, previous)].discard(name)
+            if owner and not deleted:
+                self._slices_by_service[(ns, owner)].add(name)
+                self._slice_owner[(ns, name)] = owner
+
+    def _index_pod(self, ns: str, name: str, pod: dict | None) -> None:
+        key = (ns, name)
+        old = self._pod_info.pop(key, None)
+        if old:
+            old_labels, old_owner, old_node = old
+            for k, v in old_labels.items():
+                self._pods_by_label[(ns, k, v)].discard(name)
+            if old_owner:
+                self._pods_by_owner[old_owner].discard(key)
+            if old_node:
+                self._pods_by_node[old_node].discard(key)
+            self._enqueue_services_for(ns, old_labels)
+        if pod is None:
+            if old and old[1]:
+                self._enqueue_owner(ns, old[1])
+            return
+        labels = dict(pod["metadata"].get("labels") or {})
+        owner = workloads.controller_of(pod)
+        node = pod["spec"].get("nodeName")
+        self._pod_info[key] = (labels, owner["uid"] if owner else None, node)
+        for k, v in labels.items():
+            self._pods_by_label[(ns, k, v)].add(name)
+        if owner:
+            self._pods_by_owner[owner["uid"]].add(key)
+            self._enqueue(owner["kind"], (ns, owner["name"]))
+        if node:
+            self._pods_by_node[node].add(key)
+        else:
+            self._enqueue("schedule", key)
+        if self.hollow_kubelet:
+            self._enqueue("kubelet", key)
+        self._enqueue_services_for(ns, labels)
+
+    def _enqueue_owner(self, ns: str, owner_uid: str) -> None:
+        for kind in ("ReplicaSet", "ReplicationController"):
+            for obj in self.store.list(kind, ns):
+                if obj["metadata"]["uid"] == owner_uid:
+                    self._enqueue(kind, (ns, obj["metadata"]["name"]))
+
+    def _enqueue_services_for(self, ns: str, labels: dict) -> None:
+        candidates: set[str] = set()
+        for k, v in labels.items():
+            candidates |= self._services_by_label.get((ns, k, v), set())
+        for service in candidates:
+            if selector_matches(self._service_selectors[(ns, service)], labels):
+                self._enqueue("Service", (ns, service))
+
+    def _index_service(self, ns: str, name: str, service: dict | None) -> None:
+        old = self._service_selectors.pop((ns, name), None)
+        for k, v in (old or {}).items():
+            self._services_by_label[(ns, k, v)].discard(name)
+        selector = ((service or {}).get("spec") or {}).get("selector") or {}
+        if service is not None and selector:
+            self._service_selectors[(ns, name)] = dict(selector)
+            for k, v in selector.items():
+                self._services_by_label[(ns, k, v)].add(name)
+
+    def _reconcile(self) -> None:
+        handlers: dict[str, Callable] = {
+            "Deployment": lambda o: workloads.sync_deployment(self, o),
+            "ReplicaSet": lambda o: workloads.sync_replica_set(self, o),
+            "ReplicationController": lambda o: workloads.sync_replica_set(self, o),
+            "Service": self._sync_service,
+            "schedule": lambda o: scheduling.schedule(self, o),
+            "kubelet": lambda o: scheduling.hollow_kubelet_sync(self, o),
+        }
+        kind_of = {"schedule": "Pod", "kubelet": "Pod"}
+        steps = 0
+        while self._queue:
+            handler, (ns, name) = item = self._queue.popleft()
+            self._queued.discard(item)
+            obj = self.store.get(kind_of.get(handler, handler), ns, name)
+            if obj is not None:
+                handlers[handler](obj)
+            steps += 1
+            if steps > 10_000_000:  # a controller bug would otherwise loop forever
+                raise RuntimeError("control plane did not converge")
+
+    def _sync_service(self, service: dict) -> None:
+        sync_load_balancer(self, service)
+        service = self.store.get("Service", service["metadata"]["namespace"], service["metadata"]["name"])
+        endpoint_controller.sync_service_endpoints(self, service)
+
+    # ------------------------------------------------------------------------------------
+    # Admission and apply
+    # ------------------------------------------------------------------------------------
+    def _prepare(self, doc: Document, problems: list[Problem]) -> dict | None:
+        """Recognise, convert, default and validate one document; None when it has problems."""
+        obj = doc.obj
+        kind, name = doc.kind, doc.name
+
+        def problem(field: str, reason: str) -> None:
+            problems.append(Problem(doc.source, kind, name, field, reason))
+
+        api_version = obj.get("apiVersion")
+        if not kind:
+            problem("kind", "Required value: every object needs a kind")
+            return None
+        if not api_version:
+            problem("apiVersion", "Required value: every object needs an apiVersion")
+            return None
+        info = KINDS.get(kind)
+        if info is None or kind not in WRITABLE_KINDS:
+            problem("kind", f'Unsupported value: "{kind}": no matches for kind "{kind}" in version "{api_version}"'
+                    + ("" if info is None else " (this kind is managed by the testbed)"))
+            return None
+        if api_version not in info.group_versions:
+            problem("apiVersion", f'Unsupported value: "{api_version}": no matches for kind "{kind}" in version '
+                    f'"{api_version}" (supported: {", ".join(info.group_versions)})')
+            return None
+        if not isinstance(obj.get("metadata"), dict):
+            problem("metadata", "Required value")
+            return None
+        converted = apply_defaults(to_storage_version(copy_object(obj)))
+        for field, reason in validate_object(converted, namespaced=info.namespaced,
+                                             service_cidr=self.config.service_cidr,
+                                             node_port_range=self.config.node_port_range):
+            problem(field, reason)
+        converted["metadata"].pop("resourceVersion", None)
+        converted.pop("status", None)  # status belongs to controllers, as in the API server
+        return converted
+
+    def validate(self, documents: Iterable[Document]) -> list[Problem]:
+        """Every problem the batch would be rejected for; changes nothing."""
+        with self.lock:
+            problems, _ = self._admit(list(documents))
+            return problems
+
+    def _admit(self, documents: list[Document]) -> tuple[list[Problem], list[tuple[Document, dict, dict | None]]]:
+        problems: list[Problem] = []
+        admitted: list[tuple[Document, dict, dict | None]] = []
+        new_namespaces: set[str] = set()
+        seen: dict[tuple, str] = {}
+        admission = ServiceAdmission(self)
+        for doc in documents:
+            before = len(problems)
+            obj = self._prepare(doc, problems)
+            if obj is None or len(problems) > before:
+                continue
+            kind, meta = obj["kind"], obj["metadata"]
+            namespace = _namespace_of(obj)
+            key = (kind, namespace, meta["name"])
+            if key in seen:
+                problems.append(Problem(doc.source, kind, meta["name"], "metadata.name",
+                                        f"Duplicate value: \"{meta['name']}\": also defined at {seen[key]}"))
+                continue
+            seen[key] = doc.source
+            if kind == "Namespace":
+                new_namespaces.add(meta["name"])
+            elif namespace and namespace not in new_namespaces and self.store.get("Namespace", "", namespace) is None:
+                problems.append(Problem(doc.source, kind, meta["name"], "metadata.namespace",
+                                        f'Not found: namespaces "{namespace}" not found'))
+                continue
+            old = self.store.get(kind, namespace, meta["name"])
+            for field, reason in self._immutable_problems(obj, old):
+                problems.append(Problem(doc.source, kind, meta["name"], field, reason))
+            if kind == "Service":
+                for field, reason in admission.plan(obj, old):
+                    problems.append(Problem(doc.source, kind, meta["name"], field, reason))
+            admitted.append((doc, obj, old))
+        if not problems:
+            self._pending_admission = admission
+        return problems, admitted
+
+    @staticmethod
+    def _immutable_problems(obj: dict, old: dict | None) -> list[tuple[str, str]]:
+        if old is None:
+            return []
+        kind = obj["kind"]
+        if kind in ("Deployment", "ReplicaSet") and obj["spec"].get("selector") != old["spec"].get("selector"):
+            return [("spec.selector", f"Invalid value: {obj['spec'].get('selector')}: field is immutable")]
+        if kind == "Pod":
+            strip = lambda spec: {**spec, "nodeName": None,  # noqa: E731 - local helper
+                                  "containers": [{**c, "image": None} for c in spec.get("containers") or []]}
+            if strip(obj["spec"]) != strip(old["spec"]):
+                return [("spec", "Forbidden: pod updates may not change fields other than `spec.containers[*].image`")]
+        if kind == "Secret" and old.get("immutable") and (obj.get("data") != old.get("data")):
+            return [("data", "Forbidden: field is immutable when `immutable` is set")]
+        return []
+
+    def apply(self, documents: Iterable[Document]) -> list[str]:
+        """Create or update every object, or none: returns kubectl's lines (`service/x created`)."""
+        documents = list(documents)
+        with self.lock:
+            problems, admitted = self._admit(documents)
+            if problems:
+                raise ManifestError(problems)
+            admission = self._pending_admission
+            results: list[str] = []
+            try:
+                with self.store.transaction():
+                    for doc, obj, old in admitted:
+                        results.append(self._write(obj, old))
+                    admission.commit()
+            except BaseException:
+                self._rebuild_allocators()
+                raise
+            self._reconcile()
+            return results
+
+    def _write(self, obj: dict, old: dict | None) -> str:
+        info = KINDS[obj["kind"]]
+        label = f"{info.resource}/{obj['metadata']['name']}"
+        if old is None:
+            if obj["kind"] == "Pod":
+                obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+            self.store.create(obj)
+            return f"{label} created"
+        unchanged = all(obj.get(f) == old.get(f) for f in CONTENT_FIELDS) and \
+            all(obj["metadata"].get(f) == old["metadata"].get(f) for f in ("labels", "annotations"))
+        if unchanged:
+            return f"{label} unchanged"
+        merged = copy_object(old)
+        for field in CONTENT_FIELDS:
+            if field in obj:
+                merged[field] = obj[field]
+            else:
+                merged.pop(field, None)
+        for field in ("labels", "annotations"):
+            if obj["metadata"].get(field) is not None:
+                merged["metadata"][field] = obj["metadata"][field]
+            else:
+                merged["metadata"].pop(field, None)
+        if obj["kind"] == "Pod":  # only images may change; the kubelet restarts those containers
+            merged["spec"] = {**old["spec"], "containers": obj["spec"]["containers"]}
+        self.store.update(merged, bump_generation=old.get("spec") != merged.get("spec"))
+        return f"{label} configured"
+
+    def _rebuild_allocators(self) -> None:
+        """After a failed batch: allocations are exactly what the (rolled back) store holds."""
+        self.cluster_ips.used.clear()
+        self.node_ports.used.clear()
+        self.lb_pool.used.clear()
+        for service in self.store.list("Service"):
+            spec = service.get("spec") or {}
+            if spec.get("clusterIP") not in (None, "", "None"):
+                self.cluster_ips.reserve(spec["clusterIP"])
+            for port in spec.get("ports") or []:
+                if port.get("nodePort"):
+                    self.node_ports.reserve(port["nodePort"])
+            if spec.get("healthCheckNodePort"):
+                self.node_ports.reserve(spec["healthCheckNodePort"])
+            for ingress in ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+                if ingress.get("ip") and self.lb_pool.contains(ingress["ip"]):
+                    self.lb_pool.reserve(ingress["ip"])
+
+    # ------------------------------------------------------------------------------------
+    # Deletion (with garbage collection of dependents)
+    # ------------------------------------------------------------------------------------
+    def delete(self, kind: str, name: str, namespace: str = "default") -> str:
+        with self.lock:
+            info = KINDS[kind]
+            ns = namespace if info.namespaced else ""
+            obj = self.store.get(kind, ns, name)
+            if obj is None:
+                raise NotFound(f'{info.resource}s "{name}" not found' if not info.group
+                               else f'{info.plural}.{info.group} "{name}" not found')
+            if kind == "Node":
+                raise TestbedError("nodes come from the topology and cannot be deleted")
+            self._delete_tree(obj)
+            self._reconcile()
+            return f'{info.resource} "{name}" deleted'
+
+    def _delete_tree(self, obj: dict) -> None:
+        kind, meta = obj["kind"], obj["metadata"]
+        ns = meta.get("namespace", "")
+        if kind == "Namespace":
+            for other_kind in list(self.store.kinds()):
+                if KINDS[other_kind].namespaced:
+                    for child in self.store.list(other_kind, meta["name"]):
+                        if self.store.get(other_kind, meta["name"], child["metadata"]["name"]) is not None:
+                            self._delete_tree(child)
+            self.store.delete("Namespace", "", meta["name"])
+            return
+        if kind == "Pod":
+            self.delete_pod(ns, meta["name"])
+            return
+        uid = meta["uid"]
+        if kind == "Deployment":
+            for rs in self.replica_sets_owned_by(uid):
+                self._delete_tree(rs)
+        elif kind in ("ReplicaSet", "ReplicationController"):
+            for pod in self.pods_owned_by(uid):
+                self.delete_pod(ns, pod["metadata"]["name"])
+        elif kind == "Service":
+            release_service(self, obj)
+            for endpoint_slice in self.slices_of(ns, meta["name"]):
+                if any(ref.get("uid") == uid for ref in endpoint_slice["metadata"].get("ownerReferences") or []):
+                    self.store.delete("EndpointSlice", ns, endpoint_slice["metadata"]["name"])
+            endpoints = self.store.get("Endpoints", ns, meta["name"])
+            if endpoints and endpoint_controller.TRIGGER_TIME_ANNOTATION in (endpoints["metadata"].get("annotations") or {}):
+                self.store.delete("Endpoints", ns, meta["name"])
+        self.store.delete(kind, ns, meta["name"])
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        """Graceful deletion: mark the pod terminating; its kubelet finishes the deletion once the
+        processes are gone (at once for the hollow kubelet)."""
+        pod = self.store.get("Pod", namespace, name)
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            return
+        if not pod["spec"].get("nodeName"):
+            self.finalize_pod_deletion(namespace, name)
+            return
+        updated = copy_object(pod)
+        updated["metadata"]["deletionTimestamp"] = now_rfc3339()
+        updated["metadata"]["deletionGracePeriodSeconds"] = pod["spec"].get("terminationGracePeriodSeconds", 30)
+        self.store.update(updated)
+
+    def finalize_pod_deletion(self, namespace: str, name: str) -> None:
+        with self.lock:
+            pod = self.store.delete("Pod", namespace, name)
+            if pod is not None:
+                status = pod.get("status") or {}
+                if not pod["spec"].get("hostNetwork"):
+                    self.pod_ipam.release(pod["spec"].get("nodeName"), status.get("podIP"))
+                self._reconcile()
+
+    # ------------------------------------------------------------------------------------
+    # Kubelet reports and kubectl verbs
+    # ------------------------------------------------------------------------------------
+    def assign_pod_ip(self, namespace: str, name: str) -> dict:
+        """Called by a kubelet when it creates the pod's sandbox: returns the pod with its IP."""
+        with self.lock:
+            pod = self.store.get("Pod", namespace, name)
+            if pod is None:
+                raise NotFound(f'pods "{name}" not found')
+            if (pod.get("status") or {}).get("podIP"):
+                return copy_object(pod)
+            updated = scheduling.assign_pod_ip(self, copy_object(pod))
+            self.store.update(updated)
+            self._reconcile()
+            return copy_object(updated)
+
+    def set_pod_status(self, namespace: str, name: str, status: dict) -> None:
+        with self.lock:
+            pod = self.store.get("Pod", namespace, name)
+            if pod is None or pod.get("status") == status:
+                return
+            updated = copy_object(pod)
+            updated["status"] = status
+            self.store.update(updated)
+            self._reconcile()
+
+    def scale(self, kind: str, name: str, replicas: int, namespace: str = "default") -> str:
+        if replicas < 0:
+            raise TestbedError(f"--replicas: Invalid value: {replicas}: must be greater than or equal to 0")
+        with self.lock:
+            obj = self._existing(kind, name, namespace)
+            updated = copy_object(obj)
+            updated["spec"]["replicas"] = replicas
+            self.store.update(updated, bump_generation=True)
+            self._reconcile()
+            return f"{KINDS[kind].resource}/{name} scaled"
+
+    def set_image(self, kind: str, name: str, images: dict[str, str], namespace: str = "default",
+                  change_cause: str | None = None) -> str:
+        with self.lock:
+            obj = self._existing(kind, name, namespace)
+            updated = copy_object(obj)
+            spec = updated["spec"] if kind == "Pod" else updated["spec"]["template"]["spec"]
+            known = {c["name"] for c in spec["containers"]}
+            for container in images:
+                if container != "*" and container not in known:
+                    raise TestbedError(f'unable to find container named "{container}"')
+            for container in spec["containers"]:
+                image = images.get(container["name"], images.get("*"))
+                if image:
+                    container["image"] = image
+            if change_cause:
+                updated["metadata"].setdefault("annotations", {})[workloads.CHANGE_CAUSE] = change_cause
+            self.store.update(updated, bump_generation=True)
+            self._reconcile()
+            return f"{KINDS[kind].resource}/{name} image updated"
+
+    def rollout_history(self, kind: str, name: str, namespace: str = "default") -> list[tuple[int, str]]:
+        with self.lock:
+            return workloads.rollout_history(self, self._existing(kind, name, namespace))
+
+    def rollout_undo(self, kind: str, name: str, namespace: str = "default", to_revision: int | None = None) -> str:
+        with self.lock:
+            deployment = self._existing(kind, name, namespace)
+            try:
+                template = workloads.rollback_template(self, deployment, to_revision)
+            except LookupError as err:
+                raise TestbedError(str(err)) from None
+            if template == deployment["spec"]["template"]:
+                return f"{KINDS[kind].resource}/{name} skipped rollback (current template already matches revision)"
+            updated = copy_object(deployment)
+            updated["spec"]["template"] = template
+            annotations = updated["metadata"].get("annotations") or {}
+            annotations.pop(workloads.CHANGE_CAUSE, None)
+            self.store.update(updated, bump_generation=True)
+            self._reconcile()
+            return f"{KINDS[kind].resource}/{name} rolled back"
+
+    def _existing(self, kind: str, name: str, namespace: str) -> dict:
+        info = KINDS[kind]
+        obj = self.store.get(kind, namespace if info.namespaced else "", name)
+        if obj is None:
+            raise NotFound(f'{info.plural}{"." + info.group if info.group else ""} "{name}" not found')
+        return obj
+
+    def get(self, kind: str, name: str | None = None, namespace: str | None = "default"):
+        """Copies of stored objects: one by name, or a list (all namespaces when namespace is None)."""
+        with self.lock:
+            info = KINDS[kind]
+            ns = namespace if info.namespaced else ""
+            if name is not None:
+                return copy_object(self._existing(kind, name, ns or "default"))
+            items = self.store.list(kind, ns if info.namespaced and namespace is not None else None)
+            return [copy_object(o) for o in sorted(items, key=lambda o: (o["metadata"].get("namespace", ""),
+                                                                         o["metadata"]["name"]))]
+
+    def service_ports(self):
+        """The proxy view (testbed.proxy.model) of every Service, from the store as it is now."""
+        from ..proxy.model import service_ports
+        with self.lock:
+            return service_ports(self.store.list("Service"), self.store.list("EndpointSlice"))
+
+    def is_pod_ip(self, ip: str) -> bool:
+        return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(self.config.cluster_cidr)

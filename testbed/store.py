@@ -1,0 +1,153 @@
+"""An in-memory object store with the API server's bookkeeping: resourceVersion, uid, generation,
+creationTimestamp, and watch events.
+
+Objects are plain dicts in Kubernetes' shape. The store owns them: callers get copies, so a caller
+cannot change stored state by accident. A transaction records an undo log, so that a batch that fails
+half-way (apply is all or nothing) is rolled back whole.
+"""
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterator
+
+Key = tuple[str, str, str]  # (kind, namespace or "", name)
+
+ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+
+
+def copy_object(value):
+    """A deep copy of JSON-like data, several times faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: copy_object(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_object(v) for v in value]
+    return value
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str        # ADDED, MODIFIED, DELETED
+    kind: str
+    namespace: str
+    name: str
+    obj: dict        # the stored object (treat as read-only)
+
+
+def key_of(obj: dict) -> Key:
+    meta = obj["metadata"]
+    return obj["kind"], meta.get("namespace", ""), meta["name"]
+
+
+class ObjectStore:
+    def __init__(self) -> None:
+        self._objects: dict[str, dict[tuple[str, str], dict]] = defaultdict(dict)
+        self._versions = itertools.count(1)
+        self._watchers: list[Callable[[WatchEvent], None]] = []
+        self._undo: list | None = None
+        self._pending_events: list[WatchEvent] | None = None
+
+    # -- reads ------------------------------------------------------------------------------
+    def get(self, kind: str, namespace: str, name: str) -> dict | None:
+        """The stored object itself (read-only by convention); use `copy_object` to hand it out."""
+        return self._objects[kind].get((namespace, name))
+
+    def list(self, kind: str, namespace: str | None = None) -> list[dict]:
+        items = self._objects[kind]
+        if namespace is None:
+            return list(items.values())
+        return [o for (ns, _), o in items.items() if ns == namespace]
+
+    def count(self, kind: str) -> int:
+        return len(self._objects[kind])
+
+    def kinds(self) -> list[str]:
+        return [k for k, v in self._objects.items() if v]
+
+    # -- writes -----------------------------------------------------------------------------
+    def create(self, obj: dict) -> dict:
+        kind, namespace, name = key_of(obj)
+        if (namespace, name) in self._objects[kind]:
+            raise KeyError(f'{kind} "{name}" already exists')
+        meta = obj["metadata"]
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", now_rfc3339())
+        meta["resourceVersion"] = str(next(self._versions))
+        if isinstance(obj.get("spec"), dict):
+            meta.setdefault("generation", 1)
+        self._objects[kind][(namespace, name)] = obj
+        self._record(("delete", kind, namespace, name))
+        self._emit(WatchEvent(ADDED, kind, namespace, name, obj))
+        return obj
+
+    def update(self, obj: dict, bump_generation: bool = False) -> dict:
+        kind, namespace, name = key_of(obj)
+        old = self._objects[kind].get((namespace, name))
+        if old is None:
+            raise KeyError(f'{kind} "{name}" not found')
+        meta = obj["metadata"]
+        meta["uid"] = old["metadata"]["uid"]
+        meta["creationTimestamp"] = old["metadata"]["creationTimestamp"]
+        generation = old["metadata"].get("generation")
+        if generation is not None:
+            meta["generation"] = generation + 1 if bump_generation else generation
+        meta["resourceVersion"] = str(next(self._versions))
+        self._objects[kind][(namespace, name)] = obj
+        self._record(("restore", kind, namespace, name, old))
+        self._emit(WatchEvent(MODIFIED, kind, namespace, name, obj))
+        return obj
+
+    def delete(self, kind: str, namespace: str, name: str) -> dict | None:
+        old = self._objects[kind].pop((namespace, name), None)
+        if old is not None:
+            self._record(("restore", kind, namespace, name, old))
+            self._emit(WatchEvent(DELETED, kind, namespace, name, old))
+        return old
+
+    # -- watch and transactions ------------------------------------------------------------
+    def watch(self, callback: Callable[[WatchEvent], None]) -> Callable[[], None]:
+        """Call `callback` for every committed change; returns a function that stops watching."""
+        self._watchers.append(callback)
+        return lambda: self._watchers.remove(callback)
+
+    def _emit(self, event: WatchEvent) -> None:
+        if self._pending_events is not None:
+            self._pending_events.append(event)
+        else:
+            for watcher in list(self._watchers):
+                watcher(event)
+
+    def _record(self, entry) -> None:
+        if self._undo is not None:
+            self._undo.append(entry)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Changes inside become visible to watchers only when the block succeeds; an exception
+        undoes every change made inside it."""
+        if self._undo is not None:  # nested: the outer transaction decides
+            yield
+            return
+        self._undo, self._pending_events = [], []
+        try:
+            yield
+        except BaseException:
+            for entry in reversed(self._undo):
+                if entry[0] == "delete":
+                    self._objects[entry[1]].pop((entry[2], entry[3]), None)
+                else:
+                    self._objects[entry[1]][(entry[2], entry[3])] = entry[4]
+            self._undo, self._pending_events = None, None
+            raise
+        events, self._undo, self._pending_events = self._pending_events, None, None
+        for event in events:
+            for watcher in list(self._watchers):
+                watcher(event)
