@@ -1,3 +1,146 @@
-"""The `testbed` command."""
-def main(argv=None):
-    raise SystemExit("testbed: not ready")
+"""The `testbed` command: validate, render, up, demo, experiment, report, clean.
+
+Every user error ends as one line per problem on stderr and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import ManifestError, TestbedError
+
+RENDER_MODES = ("iptables", "nftables", "ipvs", "openflow")
+
+
+def _load_control_plane(paths: list[str], topo: str, seed: int | None = 1):
+    """A network-less cluster with the manifests applied (for validate and render)."""
+    from .cluster import Cluster
+    from .manifests import load
+    cluster = Cluster(topo=topo, network=False, seed=seed)
+    if paths:
+        cluster.control_plane.apply(load(paths))
+    return cluster
+
+
+def cmd_validate(args) -> int:
+    from .cluster import Cluster
+    from .manifests import load
+    documents = load(args.filename)
+    problems = Cluster(topo=args.topo, network=False).control_plane.validate(documents)
+    if problems:
+        raise ManifestError(problems)
+    files = len({d.source.rsplit(":", 1)[0] for d in documents})
+    print(f"{len(documents)} objects in {files} file(s): valid")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from .proxy.render import render
+    cluster = _load_control_plane(args.filename, args.topo)
+    print(render(args.mode, cluster, node=args.node, cluster_cidr=args.cluster_cidr), end="")
+    return 0
+
+
+def cmd_up(args) -> int:
+    from .shell import run_interactive
+    return run_interactive(args.filename, topo=args.topo, proxy_mode=args.proxy_mode)
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(topo=args.topo, proxy_mode=args.proxy_mode)
+
+
+def cmd_clean(args) -> int:
+    from .net.cleanup import clean
+    for line in clean():
+        print(line)
+    return 0
+
+
+def cmd_experiment(args) -> int:
+    from .experiments import list_experiments, run_experiment
+    if args.action == "list":
+        for name, description in list_experiments():
+            print(f"{name:24} {description}")
+        return 0
+    if not args.name:
+        raise TestbedError("experiment run: which experiment? (see `testbed experiment list`)")
+    out = run_experiment(args.name, args.options, results_dir=args.results)
+    print(f"results: {out}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .reports import write_report
+    print(f"report: {write_report(args.results_dir)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="testbed", description="Kubernetes Service networking testbed "
+                                     "(Mininet + Open vSwitch)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check manifests as the API server would")
+    p.add_argument("-f", "--filename", action="append", required=True, help="file, directory or - (stdin)")
+    p.add_argument("--topo", default="default", help="topology (its nodes matter for some checks)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("render", help="print what a node's data plane gets (no root needed)")
+    p.add_argument("mode", choices=RENDER_MODES)
+    p.add_argument("-f", "--filename", action="append", default=[], help="file, directory or - (stdin)")
+    p.add_argument("--node", help="node to render for (default: the first node)")
+    p.add_argument("--topo", default="default")
+    p.add_argument("--cluster-cidr", help="kube-proxy's --cluster-cidr (default: the testbed's pod CIDR)")
+    p.set_defaults(func=cmd_render)
+
+    from .cluster import PROXY_MODES
+    p = sub.add_parser("up", help="bring a cluster up with an interactive CLI (needs root)")
+    p.add_argument("-f", "--filename", action="append", default=[])
+    p.add_argument("--topo", default="default")
+    p.add_argument("--proxy-mode", default="iptables", choices=PROXY_MODES)
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("demo", help="bring up the default cluster with the example manifests and show them working")
+    p.add_argument("--topo", default="default")
+    p.add_argument("--proxy-mode", default="iptables", choices=PROXY_MODES)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("experiment", help="list or run experiments")
+    p.add_argument("action", choices=("list", "run"))
+    p.add_argument("name", nargs="?")
+    p.add_argument("--results", default="results", help="where result folders go")
+    p.add_argument("options", nargs=argparse.REMAINDER, help="experiment options (see `run NAME --help`)")
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("report", help="write a report with plots for a results folder")
+    p.add_argument("results_dir")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("clean", help="remove what a crashed run left (only what the testbed made)")
+    p.set_defaults(func=cmd_clean)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except ManifestError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except TestbedError as err:
+        print(f"testbed: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("testbed: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -51,6 +51,7 @@ class ObjectStore:
     def __init__(self) -> None:
         self._objects: dict[str, dict[tuple[str, str], dict]] = defaultdict(dict)
         self._versions = itertools.count(1)
+        self._last_version = 0
         self._watchers: list[Callable[[WatchEvent], None]] = []
         self._undo: list | None = None
         self._pending_events: list[WatchEvent] | None = None
@@ -66,6 +67,11 @@ class ObjectStore:
             return list(items.values())
         return [o for (ns, _), o in items.items() if ns == namespace]
 
+    @property
+    def version(self) -> int:
+        """The newest resourceVersion handed out."""
+        return self._last_version
+
     def count(self, kind: str) -> int:
         return len(self._objects[kind])
 
@@ -80,7 +86,7 @@ class ObjectStore:
         meta = obj["metadata"]
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", now_rfc3339())
-        meta["resourceVersion"] = str(next(self._versions))
+        meta["resourceVersion"] = str(self._next_version())
         if isinstance(obj.get("spec"), dict):
             meta.setdefault("generation", 1)
         self._objects[kind][(namespace, name)] = obj
@@ -99,7 +105,7 @@ class ObjectStore:
         generation = old["metadata"].get("generation")
         if generation is not None:
             meta["generation"] = generation + 1 if bump_generation else generation
-        meta["resourceVersion"] = str(next(self._versions))
+        meta["resourceVersion"] = str(self._next_version())
         self._objects[kind][(namespace, name)] = obj
         self._record(("restore", kind, namespace, name, old))
         self._emit(WatchEvent(MODIFIED, kind, namespace, name, obj))
@@ -111,6 +117,10 @@ class ObjectStore:
             self._record(("restore", kind, namespace, name, old))
             self._emit(WatchEvent(DELETED, kind, namespace, name, old))
         return old
+
+    def _next_version(self) -> int:
+        self._last_version = next(self._versions)
+        return self._last_version
 
     # -- watch and transactions ------------------------------------------------------------
     def watch(self, callback: Callable[[WatchEvent], None]) -> Callable[[], None]:

@@ -8,51 +8,20 @@ in the calling thread like any other dnspython query.
 """
 from __future__ import annotations
 
-import ctypes
-import os
 import socket
-import threading
 import time
 
 import dns.message
 import dns.name
 import dns.query
 
+from testbed.net.netns import netns_file as _netns_file, socket_in_netns
 from testbed.net.runner import NamespaceRunner
-
-CLONE_NEWNET = 0x40000000
 
 
 def netns_file(runner: NamespaceRunner) -> str:
     """The network namespace file a runner's commands run in."""
-    if runner.pid is not None:
-        return f"/proc/{runner.pid}/ns/net"
-    if runner.netns_path is not None:
-        return runner.netns_path
-    raise ValueError("the runner has neither a pid nor a netns path")
-
-
-def socket_in_netns(netns_path: str, kind: int = socket.SOCK_DGRAM) -> socket.socket:
-    """An IPv4 socket living in the network namespace at `netns_path`."""
-    made: dict = {}
-
-    def create() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        try:
-            with open(netns_path) as netns:
-                if libc.setns(netns.fileno(), CLONE_NEWNET) != 0:
-                    errno = ctypes.get_errno()
-                    raise OSError(errno, f"setns {netns_path}: {os.strerror(errno)}")
-            made["socket"] = socket.socket(socket.AF_INET, kind)
-        except OSError as error:
-            made["error"] = error
-
-    thread = threading.Thread(target=create, name="netns-socket")
-    thread.start()
-    thread.join()
-    if "error" in made:
-        raise made["error"]
-    return made["socket"]
+    return _netns_file(runner.pid, runner.netns_path)
 
 
 def dns_query(runner: NamespaceRunner, qname: str | dns.name.Name, rdtype: str, server: str,

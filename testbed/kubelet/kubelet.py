@@ -1,0 +1,431 @@
+"""The kubelet of every emulated node: turns Pod objects into running pods and reports their status.
+
+For each Pod bound to a node it creates the sandbox (a Mininet host on the node's bridge, with the
+IP the control plane assigned), writes resolv.conf/hosts, exports the Service environment variables,
+starts one process per container (image -> workload mapping in containers.py), and runs readiness
+and liveness probes from the node's namespace. A pod is Ready only when it serves: with no
+readinessProbe, the kubelet waits until the workload accepts connections on its declared TCP ports.
+Deleting a pod stops its processes, removes its sandbox, then tells the control plane it is gone.
+
+Work happens on two threads: one applies pod changes (Mininet is not thread-safe, so sandboxes are
+made one at a time), one runs probes and watches processes. Store events only enqueue keys.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shlex
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..controlplane.scheduling import running_status
+from ..store import copy_object, now_rfc3339
+from . import podfiles
+from .containers import Workload, workload_for
+from .probes import ProbeResult, run_probe
+
+if TYPE_CHECKING:
+    from ..controlplane import ControlPlane
+    from ..net.emulation import Emulation
+
+log = logging.getLogger(__name__)
+STARTUP_CHECK_TIMEOUT = 10.0   # seconds a workload may take to accept connections
+
+
+@dataclass
+class ContainerRuntime:
+    name: str
+    spec: dict
+    workload: Workload
+    pid: int | None = None
+    started: float = 0.0
+    restarts: int = 0
+    ready: bool = False
+    evaluated: bool = False         # readiness decided at least once since the last start
+    next_probe: float = 0.0
+    failures: int = 0               # consecutive liveness failures
+    successes: int = 0              # consecutive readiness successes
+    exit_file: Path | None = None
+    log_file: Path | None = None
+    exit_code: int | None = None
+
+
+@dataclass
+class PodRuntime:
+    namespace: str
+    name: str
+    uid: str
+    node: str
+    ip: str
+    host: object                    # the pod's EmulatedHost
+    sandbox: dict                   # what the emulation needs to tear it down
+    dir: Path
+    containers: dict[str, ContainerRuntime] = field(default_factory=dict)
+    phase: str = "Running"
+    reported: dict | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.namespace, self.name
+
+    @property
+    def ready(self) -> bool:
+        return all(c.ready for c in self.containers.values())
+
+    @property
+    def evaluated(self) -> bool:
+        return all(c.evaluated for c in self.containers.values())
+
+
+class Kubelet:
+    def __init__(self, cp: "ControlPlane", emulation: "Emulation", probe_tick: float = 0.05):
+        self.cp = cp
+        self.emulation = emulation
+        self.probe_tick = probe_tick
+        self.pods: dict[tuple[str, str], PodRuntime] = {}
+        self._lock = threading.RLock()          # guards self.pods
+        self._queue: "queue.Queue[tuple[str, str] | None]" = queue.Queue()
+        self._busy = 0
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._unwatch = None
+        self.errors: list[str] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._unwatch = self.cp.store.watch(self._on_event)
+        for target, name in ((self._work_loop, "kubelet-pods"), (self._probe_loop, "kubelet-probes")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        with self.cp.lock:
+            for pod in self.cp.store.list("Pod"):
+                self._queue.put((pod["metadata"]["namespace"], pod["metadata"]["name"]))
+
+    def stop(self) -> None:
+        if self._unwatch:
+            self._unwatch()
+            self._unwatch = None
+        self._stopping.set()
+        self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        with self._lock:
+            for runtime in list(self.pods.values()):
+                self._teardown(runtime)
+            self.pods.clear()
+
+    def _on_event(self, event) -> None:
+        if event.kind == "Pod":
+            self._queue.put((event.namespace, event.name))
+
+    def idle(self) -> bool:
+        return self._queue.empty() and self._busy == 0
+
+    def all_evaluated(self) -> bool:
+        with self._lock:
+            return all(r.evaluated or r.phase != "Running" for r in self.pods.values())
+
+    # -- pod changes -----------------------------------------------------------------------
+    def _work_loop(self) -> None:
+        while not self._stopping.is_set():
+            key = self._queue.get()
+            if key is None:
+                break
+            self._busy += 1
+            try:
+                self._sync_pod(key)
+            except Exception as err:  # keep the kubelet alive; the error is reported
+                log.exception("kubelet: pod %s/%s", *key)
+                self.errors.append(f"{key[0]}/{key[1]}: {err}")
+            finally:
+                self._busy -= 1
+
+    def _sync_pod(self, key: tuple[str, str]) -> None:
+        with self.cp.lock:
+            stored = self.cp.store.get("Pod", *key)
+            pod = copy_object(stored) if stored else None
+        with self._lock:
+            runtime = self.pods.get(key)
+        if runtime is not None and (pod is None or pod["metadata"]["uid"] != runtime.uid):
+            self._remove(runtime)
+            runtime = None
+        if pod is None or not pod["spec"].get("nodeName"):
+            return
+        if pod["spec"]["nodeName"] not in self.emulation.node_names:
+            return
+        if pod["metadata"].get("deletionTimestamp"):
+            if runtime is not None:
+                self._remove(runtime)
+            self.cp.finalize_pod_deletion(*key)
+            return
+        if runtime is None:
+            self._start_pod(pod)
+        else:
+            self._update_images(runtime, pod)
+
+    def _start_pod(self, pod: dict) -> None:
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        pod = self.cp.assign_pod_ip(namespace, name)
+        pod_dir = self.emulation.pod_dir(pod)
+        pod_dir.mkdir(parents=True, exist_ok=True)
+        domain = self.cp.config.cluster_domain
+        dns_ip = self.cp.cluster_ips.nth(10)
+        files = {"/etc/resolv.conf": podfiles.resolv_conf(pod, dns_ip, domain),
+                 "/etc/hosts": podfiles.hosts_file(pod, domain),
+                 "/etc/hostname": podfiles.pod_hostname(pod) + "\n"}
+        etc = {}
+        for target, content in files.items():
+            path = pod_dir / Path(target).name
+            path.write_text(content)
+            etc[target] = path
+        host, sandbox = self.emulation.create_pod_sandbox(pod, podfiles.pod_hostname(pod), etc)
+        runtime = PodRuntime(namespace, name, pod["metadata"]["uid"], pod["spec"]["nodeName"],
+                             pod["status"]["podIP"], host, sandbox, pod_dir)
+        with self.cp.lock:
+            services = [copy_object(s) for s in self.cp.store.list("Service")]
+        service_vars = podfiles.service_env(services, namespace, pod["spec"].get("enableServiceLinks", True))
+        host.export_env(service_vars)
+        for container in pod["spec"].get("containers") or []:
+            c = ContainerRuntime(container["name"], container, workload_for(pod, container))
+            c.log_file = pod_dir / f"{container['name']}.log"
+            c.exit_file = pod_dir / f"{container['name']}.exit"
+            runtime.containers[c.name] = c
+            self._start_container(runtime, c, pod, service_vars)
+        with self._lock:
+            self.pods[runtime.key] = runtime
+        self._report(runtime)
+
+    def _start_container(self, runtime: PodRuntime, c: ContainerRuntime, pod: dict, service_vars: dict) -> None:
+        c.exit_file.unlink(missing_ok=True)
+        c.exit_code = None
+        c.ready = c.evaluated = False
+        c.successes = c.failures = 0
+        c.started = time.monotonic()
+        probe = c.spec.get("readinessProbe") or {}
+        c.next_probe = c.started + float(probe.get("initialDelaySeconds", 0))
+        env = podfiles.container_env(pod, c.spec, service_vars)
+        env.update({"POD_NAME": runtime.name, "POD_NAMESPACE": runtime.namespace})
+        if c.workload.kind == "dns":
+            c.pid = self.emulation.start_dns_server(runtime)
+            return
+        c.pid = self._spawn(runtime.host, c.workload.argv, c.log_file, c.exit_file, env)
+
+    @staticmethod
+    def _spawn(host, argv, log_file: Path, exit_file: Path, env: dict[str, str]) -> int:
+        """Run argv in the pod's namespaces as its own process group; its exit code lands in exit_file."""
+        assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
+        wrapped = ("setsid sh -c " + shlex.quote('"$@"; echo $? > "$0"') + " "
+                   + shlex.quote(str(exit_file)) + " " + " ".join(shlex.quote(a) for a in argv))
+        line = (f"env {assignments} {wrapped} >>{shlex.quote(str(log_file))} 2>&1 </dev/null & echo $!")
+        output = host.cmd(line)
+        return int(output.strip().splitlines()[-1])
+
+    def _update_images(self, runtime: PodRuntime, pod: dict) -> None:
+        """An image change (allowed on a pod) restarts that container, as the kubelet does."""
+        for container in pod["spec"].get("containers") or []:
+            c = runtime.containers.get(container["name"])
+            if c is not None and c.spec.get("image") != container.get("image"):
+                self._kill(c)
+                c.spec = container
+                c.workload = workload_for(pod, container)
+                c.restarts += 1
+                with self.cp.lock:
+                    services = [copy_object(s) for s in self.cp.store.list("Service")]
+                self._start_container(runtime, c, pod,
+                                      podfiles.service_env(services, runtime.namespace))
+        self._report(runtime)
+
+    # -- teardown --------------------------------------------------------------------------
+    def _kill(self, c: ContainerRuntime) -> None:
+        if c.workload.kind == "dns":
+            self.emulation.stop_dns_server(c.pid)
+            c.pid = None
+            return
+        if c.pid:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(c.pid, sig)
+                except ProcessLookupError:
+                    break
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline and _alive(c.pid):
+                    time.sleep(0.02)
+                if not _alive(c.pid):
+                    break
+        c.pid = None
+
+    def _teardown(self, runtime: PodRuntime) -> None:
+        for c in runtime.containers.values():
+            self._kill(c)
+        self.emulation.destroy_pod_sandbox(runtime.host, runtime.sandbox)
+
+    def _remove(self, runtime: PodRuntime) -> None:
+        with self._lock:
+            self.pods.pop(runtime.key, None)
+        self._teardown(runtime)
+
+    # -- probes and process supervision ----------------------------------------------------
+    def _probe_loop(self) -> None:
+        while not self._stopping.wait(self.probe_tick):
+            with self._lock:
+                runtimes = list(self.pods.values())
+            for runtime in runtimes:
+                if self._stopping.is_set():
+                    return
+                try:
+                    changed = any([self._check_container(runtime, c) for c in list(runtime.containers.values())])
+                    if changed:
+                        self._report(runtime)
+                except Exception as err:
+                    log.exception("kubelet probes: %s/%s", runtime.namespace, runtime.name)
+                    self.errors.append(f"probe {runtime.namespace}/{runtime.name}: {err}")
+
+    def _check_container(self, runtime: PodRuntime, c: ContainerRuntime) -> bool:
+        """Returns True when the pod's reported status must change."""
+        now = time.monotonic()
+        if c.pid is not None and c.workload.kind != "dns" and not _alive(c.pid):
+            return self._container_exited(runtime, c)
+        if runtime.phase != "Running" or c.pid is None:
+            return False
+        changed = False
+        liveness = c.spec.get("livenessProbe")
+        if liveness and now >= c.started + float(liveness.get("initialDelaySeconds", 0)) \
+                and now >= getattr(c, "next_liveness", 0):
+            c.next_liveness = now + float(liveness.get("periodSeconds", 10))
+            result = self._probe(runtime, c, liveness)
+            c.failures = 0 if result.success else c.failures + 1
+            if c.failures >= int(liveness.get("failureThreshold", 3)):
+                self.cp.record_event(self._pod_ref(runtime), "Warning", "Unhealthy",
+                                     f"Liveness probe failed: {result.message}")
+                self._restart(runtime, c)
+                return True
+        if now < c.next_probe:
+            return False
+        readiness = c.spec.get("readinessProbe")
+        if readiness:
+            c.next_probe = now + float(readiness.get("periodSeconds", 10))
+            result = self._probe(runtime, c, readiness)
+            ready = self._threshold(c, result, readiness)
+            if not result.success and (c.ready or not c.evaluated):
+                self.cp.record_event(self._pod_ref(runtime), "Warning", "Unhealthy",
+                                     f"Readiness probe failed: {result.message}")
+        else:
+            ready = self._serves(runtime, c)
+            c.next_probe = now + (1.0 if ready else 0.05)
+            if not ready and now - c.started < STARTUP_CHECK_TIMEOUT:
+                return False  # still starting: not evaluated yet
+        if ready != c.ready or not c.evaluated:
+            changed = ready != c.ready or not c.evaluated
+            c.ready, c.evaluated = ready, True
+        return changed
+
+    @staticmethod
+    def _threshold(c: ContainerRuntime, result: ProbeResult, probe: dict) -> bool:
+        if result.success:
+            c.successes += 1
+            c.failures_ready = 0
+            return c.ready or c.successes >= int(probe.get("successThreshold", 1))
+        c.successes = 0
+        c.failures_ready = getattr(c, "failures_ready", 0) + 1
+        if not c.ready:
+            return False
+        return c.failures_ready < int(probe.get("failureThreshold", 3))
+
+    def _serves(self, runtime: PodRuntime, c: ContainerRuntime) -> bool:
+        """Without a readinessProbe: ready once every declared TCP port accepts connections."""
+        from .probes import tcp_check
+        netns = self.emulation.node_netns(runtime.node)
+        return all(tcp_check(netns, runtime.ip, port, 0.5).success for port in c.workload.tcp_ports)
+
+    def _probe(self, runtime: PodRuntime, c: ContainerRuntime, probe: dict) -> ProbeResult:
+        return run_probe(probe, c.spec, self.emulation.node_netns(runtime.node), runtime.ip,
+                         getattr(runtime.host, "pid", None))
+
+    def _container_exited(self, runtime: PodRuntime, c: ContainerRuntime) -> bool:
+        try:
+            c.exit_code = int(c.exit_file.read_text().strip())
+        except (OSError, ValueError):
+            c.exit_code = 137  # killed before it could report
+        c.pid = None
+        c.ready = False
+        c.evaluated = True
+        policy = (self._pod_spec(runtime) or {}).get("restartPolicy", "Always")
+        if policy == "Always" or (policy == "OnFailure" and c.exit_code != 0):
+            self._restart(runtime, c)
+        elif all(x.pid is None for x in runtime.containers.values()):
+            failed = any(x.exit_code not in (0, None) for x in runtime.containers.values())
+            runtime.phase = "Failed" if failed else "Succeeded"
+        return True
+
+    def _restart(self, runtime: PodRuntime, c: ContainerRuntime) -> None:
+        self._kill(c)
+        c.restarts += 1
+        with self.cp.lock:
+            stored = self.cp.store.get("Pod", runtime.namespace, runtime.name)
+            pod = copy_object(stored) if stored else None
+            services = [copy_object(s) for s in self.cp.store.list("Service")]
+        if pod is None:
+            return
+        self._start_container(runtime, c, pod, podfiles.service_env(services, runtime.namespace))
+
+    def _pod_spec(self, runtime: PodRuntime) -> dict | None:
+        with self.cp.lock:
+            pod = self.cp.store.get("Pod", runtime.namespace, runtime.name)
+            return pod["spec"] if pod else None
+
+    @staticmethod
+    def _pod_ref(runtime: PodRuntime) -> dict:
+        return {"kind": "Pod", "metadata": {"namespace": runtime.namespace, "name": runtime.name}}
+
+    def _report(self, runtime: PodRuntime) -> None:
+        with self.cp.lock:
+            stored = self.cp.store.get("Pod", runtime.namespace, runtime.name)
+            if stored is None or stored["metadata"]["uid"] != runtime.uid:
+                return
+            status = running_status(stored, ready=runtime.ready)
+            status["phase"] = runtime.phase
+            for entry in status["containerStatuses"]:
+                c = runtime.containers.get(entry["name"])
+                if c is None:
+                    continue
+                entry["ready"] = c.ready
+                entry["restartCount"] = c.restarts
+                if c.pid is None and c.exit_code is not None:
+                    entry["state"] = {"terminated": {"exitCode": c.exit_code, "finishedAt": now_rfc3339()}}
+                    entry["started"] = False
+            self.cp.set_pod_status(runtime.namespace, runtime.name, status)
+
+    def logs(self, namespace: str, name: str, container: str | None = None) -> str:
+        with self._lock:
+            runtime = self.pods.get((namespace, name))
+        if runtime is None:
+            raise KeyError(f"{namespace}/{name}")
+        chosen = [c for c in runtime.containers.values() if container in (None, c.name)]
+        parts = []
+        for c in chosen:
+            if c.workload.kind == "dns":
+                parts.append(self.emulation.dns_server_log(c.pid))
+            elif c.log_file and c.log_file.exists():
+                parts.append(c.log_file.read_text(errors="replace"))
+        return "".join(parts)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still "exists": it has exited.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
