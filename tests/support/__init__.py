@@ -1,0 +1,1 @@
+"""Test doubles and helpers shared by unit tests (never imported by the product)."""
