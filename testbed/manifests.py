@@ -119,6 +119,8 @@ def from_source(source) -> list[Document]:
     if isinstance(source, dict):
         return parse_objects([source])
     if isinstance(source, (list, tuple)):
+        if all(isinstance(o, Document) for o in source):
+            return list(source)
         if all(isinstance(o, dict) for o in source):
             return parse_objects(source)
         return load(source)
