@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 class TestbedError(Exception):
     """An error the user can act on; the CLI prints its message and exits non-zero."""
+    __test__ = False  # not a pytest test class, despite the name
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ half-way (apply is all or nothing) is rolled back whole.
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from collections import defaultdict
 from contextlib import contextmanager
@@ -29,8 +30,16 @@ def copy_object(value):
     return value
 
 
+_last_stamp: tuple[int, str] = (0, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC now with second resolution, as Kubernetes timestamps are (formatted once per second)."""
+    global _last_stamp
+    second = int(time.time())
+    if _last_stamp[0] != second:
+        _last_stamp = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _last_stamp[1]
 
 
 @dataclass(frozen=True)

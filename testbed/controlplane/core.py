@@ -31,6 +31,7 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease",
 CONTENT_FIELDS = ("spec", "data", "stringData", "binaryData", "type", "subsets", "endpoints", "ports",
                   "addressType", "immutable")
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.1"
+QUEUE_PRIORITY = {"Deployment": 1, "Service": 2}  # everything else: 0 (first)
 
 
 class NotFound(TestbedError):
@@ -53,13 +54,16 @@ class ControlPlane:
         self.lb_pool = LoadBalancerPool(*config.lb_pool, self.rng)
         self.pod_ipam = PodIPAM({n.name: n.pod_cidr for n in config.nodes}, self.rng)
         self.events: dict[tuple, list[dict]] = defaultdict(list)
-        self._queue: deque[tuple[str, tuple]] = deque()
+        # Work queues by priority: pods (scheduling, kubelet) and ReplicaSets act on a change before
+        # Deployments look at the result, and Service endpoint syncs come last, so a Service syncs
+        # once for a batch of pods and a rollout never sees pods its ReplicaSets have not made yet.
+        self._queues: tuple[deque, ...] = (deque(), deque(), deque())
         self._queued: set[tuple[str, tuple]] = set()
         # indexes
         self._pod_info: dict[tuple[str, str], tuple[dict, str | None, str | None]] = {}
         self._pods_by_label: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-        self._pods_by_owner: dict[str, set[tuple[str, str]]] = defaultdict(set)
-        self._pods_by_node: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self.pods_by_owner: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self.pods_by_node: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._rs_by_owner: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._service_selectors: dict[tuple[str, str], dict] = {}
         self._services_by_label: dict[tuple[str, str, str], set[str]] = defaultdict(set)
@@ -145,17 +149,18 @@ class ControlPlane:
         node = self.store.get("Node", "", name)
         return (node["metadata"].get("labels") or {}) if node else {}
 
+
     def pods_owned_by(self, uid: str) -> list[dict]:
-        return [p for p in (self.store.get("Pod", ns, n) for ns, n in self._pods_by_owner.get(uid, ())) if p]
+        return [p for p in (self.store.get("Pod", ns, n) for ns, n in self.pods_by_owner.get(uid, ())) if p]
 
     def replica_sets_owned_by(self, uid: str) -> list[dict]:
         return [r for r in (self.store.get("ReplicaSet", ns, n) for ns, n in self._rs_by_owner.get(uid, ())) if r]
 
     def pod_count_on(self, node: str) -> int:
-        return len(self._pods_by_node.get(node, ()))
+        return len(self.pods_by_node.get(node, ()))
 
     def pods_on_node_owned(self, node: str, owner_uid: str) -> int:
-        return len(self._pods_by_node.get(node, set()) & self._pods_by_owner.get(owner_uid, set()))
+        return len(self.pods_by_node.get(node, set()) & self.pods_by_owner.get(owner_uid, set()))
 
     def pods_selected(self, namespace: str, selector: dict) -> list[dict]:
         """Pods in `namespace` whose labels match a map selector (via the label index)."""
@@ -182,7 +187,7 @@ class ControlPlane:
         item = (handler, key)
         if item not in self._queued:
             self._queued.add(item)
-            self._queue.append(item)
+            self._queues[QUEUE_PRIORITY.get(handler, 0)].append(item)
 
     def _index_and_enqueue(self, event: WatchEvent) -> None:
         kind, ns, name, obj = event.kind, event.namespace, event.name, event.obj
@@ -205,7 +210,11 @@ class ControlPlane:
             if not deleted:
                 self._enqueue("Service", (ns, name))
         elif kind == "Endpoints":
-            self._enqueue("Service", (ns, name))
+            # Endpoints the endpoints controller wrote itself need no further sync; user-written ones
+            # are mirrored into EndpointSlices (or, deleted, unmirrored).
+            ours = endpoint_controller.TRIGGER_TIME_ANNOTATION in (obj["metadata"].get("annotations") or {})
+            if deleted or not ours:
+                self._enqueue("Service", (ns, name))
         elif kind == "EndpointSlice":
             owner = (obj["metadata"].get("labels") or {}).get(endpoint_controller.SERVICE_NAME_LABEL)
             previous = self._slice_owner.pop((ns, name), None)
@@ -218,15 +227,17 @@ class ControlPlane:
     def _index_pod(self, ns: str, name: str, pod: dict | None) -> None:
         key = (ns, name)
         old = self._pod_info.pop(key, None)
+        new_labels = (pod["metadata"].get("labels") or {}) if pod is not None else None
         if old:
             old_labels, old_owner, old_node = old
             for k, v in old_labels.items():
                 self._pods_by_label[(ns, k, v)].discard(name)
             if old_owner:
-                self._pods_by_owner[old_owner].discard(key)
+                self.pods_by_owner[old_owner].discard(key)
             if old_node:
-                self._pods_by_node[old_node].discard(key)
-            self._enqueue_services_for(ns, old_labels)
+                self.pods_by_node[old_node].discard(key)
+            if old_labels != new_labels:  # Services that selected the pod before, and no longer
+                self._enqueue_services_for(ns, old_labels)
         if pod is None:
             if old and old[1]:
                 self._enqueue_owner(ns, old[1])
@@ -238,10 +249,10 @@ class ControlPlane:
         for k, v in labels.items():
             self._pods_by_label[(ns, k, v)].add(name)
         if owner:
-            self._pods_by_owner[owner["uid"]].add(key)
+            self.pods_by_owner[owner["uid"]].add(key)
             self._enqueue(owner["kind"], (ns, owner["name"]))
         if node:
-            self._pods_by_node[node].add(key)
+            self.pods_by_node[node].add(key)
         else:
             self._enqueue("schedule", key)
         if self.hollow_kubelet:
@@ -283,8 +294,8 @@ class ControlPlane:
         }
         kind_of = {"schedule": "Pod", "kubelet": "Pod"}
         steps = 0
-        while self._queue:
-            handler, (ns, name) = item = self._queue.popleft()
+        while any(self._queues):
+            handler, (ns, name) = item = next(q for q in self._queues if q).popleft()
             self._queued.discard(item)
             obj = self.store.get(kind_of.get(handler, handler), ns, name)
             if obj is not None:
@@ -501,6 +512,11 @@ class ControlPlane:
                 self.delete_pod(ns, pod["metadata"]["name"])
         elif kind == "Service":
             release_service(self, obj)
+            # A freed LoadBalancer IP goes to a Service still waiting for one (as MetalLB does).
+            for other in self.store.list("Service"):
+                if other["spec"].get("type") == "LoadBalancer" and other is not obj \
+                        and not ((other.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
+                    self._enqueue("Service", (other["metadata"]["namespace"], other["metadata"]["name"]))
             for endpoint_slice in self.slices_of(ns, meta["name"]):
                 if any(ref.get("uid") == uid for ref in endpoint_slice["metadata"].get("ownerReferences") or []):
                     self.store.delete("EndpointSlice", ns, endpoint_slice["metadata"]["name"])

@@ -20,21 +20,27 @@ def pick_node(cp: "ControlPlane", pod: dict) -> str | None:
     """Spread pods: fewest pods of the same controller, then fewest pods, then node order."""
     selector = (pod.get("spec") or {}).get("nodeSelector") or {}
     owner = controller_of(pod)
-    candidates = []
+    by_node = cp.pods_by_node
+    owned = cp.pods_by_owner.get(owner["uid"], set()) if owner else set()
+    best, best_score = None, None
     for index, node in enumerate(cp.config.nodes):
-        labels = cp.node_labels(node.name)
-        if any(labels.get(k) != v for k, v in selector.items()):
-            continue
-        same_owner = cp.pods_on_node_owned(node.name, owner["uid"]) if owner else 0
-        candidates.append((same_owner, cp.pod_count_on(node.name), index, node.name))
-    return min(candidates)[3] if candidates else None
+        if selector:
+            labels = cp.node_labels(node.name)
+            if any(labels.get(k) != v for k, v in selector.items()):
+                continue
+        on_node = by_node.get(node.name, ())
+        score = (len(owned.intersection(on_node)) if owned else 0, len(on_node), index)
+        if best_score is None or score < best_score:
+            best, best_score = node.name, score
+    return best
 
 
 def schedule(cp: "ControlPlane", pod: dict) -> None:
     if pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp"):
         return
     node = pick_node(cp, pod)
-    updated = copy_object(pod)
+    # Stored objects are never changed in place, so a new version may share unchanged parts.
+    updated = {**pod, "spec": dict(pod["spec"]), "status": dict(pod.get("status") or {})}
     if node is None:
         conditions = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                        "message": "0/%d nodes are available: node(s) didn't match Pod's node affinity/selector."
@@ -95,6 +101,6 @@ def hollow_kubelet_sync(cp: "ControlPlane", pod: dict) -> None:
         return
     if not pod["spec"].get("nodeName") or (pod.get("status") or {}).get("phase") == "Running":
         return
-    updated = assign_pod_ip(cp, copy_object(pod))
+    updated = assign_pod_ip(cp, {**pod, "status": dict(pod.get("status") or {})})
     updated["status"] = running_status(updated, ready=True)
     cp.store.update(updated)

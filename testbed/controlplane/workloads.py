@@ -205,7 +205,9 @@ def sync_deployment(cp: "ControlPlane", deployment: dict) -> None:
         for rs in old:
             if rs["spec"].get("replicas", 0):
                 _set_replicas(cp, rs, 0, deployment)
-        old_pods_left = any(is_active(p) for rs in old for p in cp.pods_owned_by(rs["metadata"]["uid"]))
+        # Terminating pods still run: Recreate waits until they are gone.
+        old_pods_left = any((p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                            for rs in old for p in cp.pods_owned_by(rs["metadata"]["uid"]))
         if not old_pods_left and new_rs["spec"].get("replicas") != replicas:
             new_rs = _set_replicas(cp, new_rs, replicas, deployment)
     else:
