@@ -196,16 +196,20 @@ class Emulation:
                 if other != index:
                     commands.append(f"ip route add {addressing.node_pod_cidr(other)} via {addressing.node_ip(other)}")
             commands += self.dataplane.node_setup_commands(node)
-            if self.datapath.is_userspace:
-                commands.append("ethtool -K eth0 tx off >/dev/null")
+            commands += self._inside_commands()
             self._run_all(host, commands, f"node {node}")
-            if self.datapath.is_userspace:
-                self._offload_off_root(addressing.node_veth_name(index))
-        self.external.cmd(f"ip link set lo up; ip addr add {addressing.EXTERNAL_IP}/{prefix} dev eth0; "
-                          "ip link set eth0 up" + ("; ethtool -K eth0 tx off >/dev/null"
-                                                   if self.datapath.is_userspace else ""))
+            self._prepare_root_interface(addressing.node_veth_name(index))
+        self._run_all(self.external, [f"ip addr add {addressing.EXTERNAL_IP}/{prefix} dev eth0", "ip link set lo up",
+                                      "ip link set eth0 up", *self._inside_commands()], "the external host")
+        self._prepare_root_interface("tbext")
+
+    def _inside_commands(self) -> list[str]:
+        """For every emulated host's own namespace: IPv4 only (no router solicitations flooding the
+        bridges), and TX checksum offload off where the userspace datapath needs it."""
+        commands = ["sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"]
         if self.datapath.is_userspace:
-            self._offload_off_root("tbext")
+            commands.append("ethtool -K eth0 tx off >/dev/null")
+        return commands
 
     @staticmethod
     def _run_all(host, commands: list[str], what: str) -> None:
@@ -213,9 +217,14 @@ class Emulation:
         if "__ok__" not in output:
             raise TestbedError(f"configuring {what} failed: {output.strip()}")
 
-    @staticmethod
-    def _offload_off_root(interface: str) -> None:
-        os.system(f"ethtool -K {interface} tx off >/dev/null 2>&1")
+    def _prepare_root_interface(self, interface: str) -> None:
+        """The switch-side end of a veth, in the root namespace: no IPv6 (the kernel would otherwise
+        add link-local addresses and routes to the host's tables), and no TX checksum offload on the
+        userspace datapath."""
+        commands = [f"sysctl -qw net.ipv6.conf.{interface}.disable_ipv6=1"]
+        if self.datapath.is_userspace:
+            commands.append(f"ethtool -K {interface} tx off >/dev/null")
+        os.system(" ; ".join(commands) + " 2>/dev/null")
 
     # ------------------------------------------------------------------------------------
     # Pods (called by the kubelet)
@@ -246,10 +255,9 @@ class Emulation:
             vsctl("add-port", bridge.name, veth, "--", "set", "Interface", veth, f"ofport_request={ofport}")
         gateway = addressing.gateway_ip(addressing.node_pod_cidr(index))
         commands = ["set +m", "ip link set lo up", f"ip addr add {ip}/32 dev eth0", "ip link set eth0 up",
-                    f"ip route add {gateway} dev eth0 scope link", f"ip route add default via {gateway} dev eth0"]
-        if self.datapath.is_userspace:
-            commands.append("ethtool -K eth0 tx off >/dev/null")
-            self._offload_off_root(veth)
+                    f"ip route add {gateway} dev eth0 scope link", f"ip route add default via {gateway} dev eth0",
+                    *self._inside_commands()]
+        self._prepare_root_interface(veth)
         os.system(f"ip link set {veth} up")
         self._run_all(host, commands, f"pod {name}")
         sandbox = {"node": node, "slot": slot, "veth": veth, "ofport": ofport, "ip": ip,

@@ -1,0 +1,61 @@
+"""Bring-up and clean-up leave the machine as they found it."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from testbed import Cluster
+from testbed.net.cleanup import _marked_processes
+
+from tests.support.live import root_network_state
+
+pytestmark = pytest.mark.usefixtures("require_root")
+
+
+def testbed_bridges() -> list[str]:
+    out = subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True).stdout.split()
+    return [b for b in out if b.startswith("tb-")]
+
+
+def tb_interfaces() -> list[str]:
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout)
+    return [l["ifname"] for l in links if l["ifname"].startswith("tb")]
+
+
+def test_leaving_the_with_block_removes_everything_and_host_rules_are_unchanged(proxy_mode):
+    before = root_network_state()
+    with Cluster(topo="default", proxy_mode=proxy_mode, seed=1) as cluster:
+        cluster.apply("examples/myapp.yaml")
+        cluster_id = cluster.emulation.cluster_id
+        assert testbed_bridges() and _marked_processes().get(cluster_id)
+        assert root_network_state() == before  # nothing leaks into the host while running either
+    assert root_network_state() == before
+    assert _marked_processes().get(cluster_id) is None
+    assert not [b for b in testbed_bridges()]
+    assert not [i for i in tb_interfaces() if not i.startswith("tbsdn")]
+    assert not Path(f"/run/testbed/{cluster_id}").exists()
+
+
+def test_testbed_clean_removes_what_a_killed_run_left(tmp_path):
+    script = tmp_path / "crash.py"
+    script.write_text(
+        "import os, sys\n"
+        "from testbed import Cluster\n"
+        "c = Cluster(seed=1).start()\n"
+        "c.apply('examples/myapp.yaml')\n"
+        "print(c.emulation.cluster_id, flush=True)\n"
+        "os._exit(1)  # crash: no teardown\n")
+    out = subprocess.run([os.sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    cluster_id = out.stdout.strip().splitlines()[-1]
+    assert _marked_processes().get(cluster_id), out.stderr
+    assert testbed_bridges()
+    result = subprocess.run([os.sys.executable, "-m", "testbed.cli", "clean"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"killed" in result.stdout
+    assert _marked_processes().get(cluster_id) is None
+    assert not testbed_bridges()
+    assert not Path(f"/run/testbed/{cluster_id}").exists()
