@@ -238,7 +238,17 @@ def _default_endpoints(obj: dict) -> None:
                     port.setdefault("protocol", "TCP")
 
 
+def _default_namespace(obj: dict) -> None:
+    """The API server always sets this label on namespaces (so selectors can pick one by name)."""
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+        labels = metadata.get("labels")
+        metadata["labels"] = {**(labels if isinstance(labels, dict) else {}),
+                              "kubernetes.io/metadata.name": metadata["name"]}
+
+
 DEFAULTERS = {
+    "Namespace": _default_namespace,
     "Service": _default_service,
     "Deployment": _default_deployment,
     "ReplicaSet": _default_replicaset,

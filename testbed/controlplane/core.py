@@ -432,6 +432,9 @@ class ControlPlane:
         if old is None:
             if obj["kind"] == "Pod":
                 obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+            elif obj["kind"] == "Namespace":
+                obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+                obj["status"] = {"phase": "Active"}
             self.store.create(obj)
             return f"{label} created"
         unchanged = all(obj.get(f) == old.get(f) for f in CONTENT_FIELDS) and \
@@ -481,8 +484,7 @@ class ControlPlane:
             ns = namespace if info.namespaced else ""
             obj = self.store.get(kind, ns, name)
             if obj is None:
-                raise NotFound(f'{info.resource}s "{name}" not found' if not info.group
-                               else f'{info.plural}.{info.group} "{name}" not found')
+                raise NotFound(f'{info.plural}{"." + info.group if info.group else ""} "{name}" not found')
             if kind == "Node":
                 raise TestbedError("nodes come from the topology and cannot be deleted")
             self._delete_tree(obj)

@@ -1,0 +1,91 @@
+"""`TestbedCLI`: Mininet's interactive CLI plus kubectl.
+
+Every Mininet command keeps working (`node1 ping -c1 node2`, `pingall`, `dump`); kubectl runs as
+`kubectl get pods`, `k get pods`, or the verb alone (`get pods`, `apply -f x.yaml`). Errors print as
+one line, never a traceback, and never end the session.
+"""
+from __future__ import annotations
+
+import sys
+
+from mininet.cli import CLI
+from mininet.log import error, output
+
+from .commands import USAGE
+from .dispatch import execute_line
+
+
+class TestbedCLI(CLI):
+    prompt = "testbed> "
+    helpStr = CLI.helpStr + (
+        "kubectl commands act on the emulated cluster:\n"
+        "  testbed> kubectl get pods -o wide\n"
+        "  testbed> k describe svc myapp-svc\n"
+        "  testbed> get svc        (any kubectl verb works without the prefix)\n\n"
+    )
+
+    def __init__(self, mininet, kubectl, stdin=sys.stdin, script=None, **kwargs):
+        self.kubectl = kubectl   # set first: Mininet's CLI starts its loop inside __init__
+        super().__init__(mininet, stdin=stdin, script=script, **kwargs)
+
+    def parseline(self, line):
+        """Cmd splits a command at the first non-identifier character, which breaks `api-resources`
+        and pod names such as `myapp-5d9f-x2kqz`; take the whole first word for those."""
+        command, arg, line = super().parseline(line)
+        words = line.split(None, 1)
+        if words and words[0] != command and ("do_" + words[0] in self.get_names() or words[0] in self.mn):
+            return words[0], (words[1] if len(words) > 1 else ""), line
+        return command, arg, line
+
+    def precmd(self, line: str) -> str:
+        """Mininet cuts a line at any '#'; cut only at a comment (a '#' that starts a word outside
+        quotes), so `k exec pod -- sh -c 'echo #1'` keeps its argument."""
+        return strip_comment(line)
+
+    def run_kubectl(self, line: str) -> None:
+        try:
+            result = execute_line(self.kubectl, line)
+        except Exception as err:  # noqa: BLE001 - a bug must not end the session: one line, no traceback
+            error(f"error: {type(err).__name__}: {err}\n")
+            return
+        if result.ok:
+            if result.output:
+                output(result.output if result.output.endswith("\n") else result.output + "\n")
+        else:
+            error(result.output.rstrip("\n") + "\n")
+
+    def do_kubectl(self, line: str) -> None:
+        """Run a kubectl command on the emulated cluster.
+           Usage: kubectl VERB [ARGS...]   (e.g. kubectl get svc -o wide; kubectl help)"""
+        self.run_kubectl(line)
+
+    def do_k(self, line: str) -> None:
+        """Short for kubectl.
+           Usage: k VERB [ARGS...]"""
+        self.run_kubectl(line)
+
+
+def strip_comment(line: str) -> str:
+    quote = None
+    for i, char in enumerate(line):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i]
+    return line
+
+
+def _verb_command(verb: str):
+    def command(self: TestbedCLI, line: str) -> None:
+        self.run_kubectl(f"{verb} {line}")
+    summary, usage = USAGE[verb]
+    command.__doc__ = f"kubectl {verb}: {summary}.\n           Usage: {usage}"
+    command.__name__ = f"do_{verb}"
+    return command
+
+
+# One command per kubectl verb (`get pods`); `do_api-resources` is reachable through parseline above.
+for _verb in USAGE:
+    setattr(TestbedCLI, f"do_{_verb}", _verb_command(_verb))
