@@ -245,6 +245,7 @@ def _default_namespace(obj: dict) -> None:
         labels = metadata.get("labels")
         metadata["labels"] = {**(labels if isinstance(labels, dict) else {}),
                               "kubernetes.io/metadata.name": metadata["name"]}
+    obj.setdefault("spec", {"finalizers": ["kubernetes"]})
 
 
 DEFAULTERS = {

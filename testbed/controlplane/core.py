@@ -433,7 +433,6 @@ class ControlPlane:
             if obj["kind"] == "Pod":
                 obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
             elif obj["kind"] == "Namespace":
-                obj.setdefault("spec", {"finalizers": ["kubernetes"]})
                 obj["status"] = {"phase": "Active"}
             self.store.create(obj)
             return f"{label} created"
