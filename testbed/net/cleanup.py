@@ -93,6 +93,7 @@ def clean_cluster(cluster: str) -> list[str]:
             done.append(f"deleted bridge {bridge}")
     for line in _delete_orphan_interfaces():
         done.append(line)
+    (RUN_ROOT / "ovs" / "users" / cluster).unlink(missing_ok=True)
     directory = RUN_ROOT / cluster
     if directory.exists():
         shutil.rmtree(directory, ignore_errors=True)

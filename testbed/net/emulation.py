@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -46,12 +47,16 @@ REQUIRED_TOOLS = ("ovs-vsctl", "ovs-vswitchd", "mnexec", "ip", "ethtool", "iptab
 class TestbedBridge(OVSSwitch):
     """An OVS bridge marked as the testbed's (external_ids), so clean-up finds only ours."""
 
-    def __init__(self, name, cluster_id: str, **params):
+    def __init__(self, name, cluster_id: str, rstp: bool = False, **params):
         self.cluster_id = cluster_id
+        self.rstp = rstp
         super().__init__(name, **params)
 
     def bridgeOpts(self):
-        return super().bridgeOpts() + f" external_ids:testbed-cluster={self.cluster_id}"
+        # RSTP (not Mininet's STP option: plain STP takes 30 s to converge) breaks the loops of
+        # redundant fabrics such as leaf-spine.
+        return super().bridgeOpts() + f" external_ids:testbed-cluster={self.cluster_id}" + \
+            (" rstp_enable=true" if self.rstp else "")
 
 
 class Emulation:
@@ -91,7 +96,7 @@ class Emulation:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_state()
         setLogLevel("error")
-        self.ovs.ensure()
+        self.ovs.acquire(self.cluster_id)
         self.datapath = choose_datapath(self.requested_datapath)
         self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False, autoStaticArp=False)
         from ..proxy.backends import make_dataplane
@@ -128,11 +133,11 @@ class Emulation:
                  + [f"{addressing.ROOT_PREFIX}-{s}" for s in self.topology.switches]}
         (self.run_dir / "state.json").write_text(json.dumps(state, indent=1))
 
-    def _bridge(self, name: str, dpid: int, controlled: bool) -> TestbedBridge:
+    def _bridge(self, name: str, dpid: int, controlled: bool, rstp: bool = False) -> TestbedBridge:
         fail_mode = "secure" if controlled else "standalone"
         bridge = self.net.addSwitch(name, cls=TestbedBridge, cluster_id=self.cluster_id, failMode=fail_mode,
                                     datapath="user" if self.datapath.is_userspace else "kernel",
-                                    protocols="OpenFlow13", dpid=f"{dpid:016x}")
+                                    protocols="OpenFlow13", dpid=f"{dpid:016x}", rstp=rstp)
         return bridge
 
     def _host(self, name: str, hostname: str, etc: dict[str, Path]) -> EmulatedHost:
@@ -149,8 +154,10 @@ class Emulation:
     def _build_static_network(self) -> None:
         no_dns = "# no upstream resolver inside the emulation\n"
         controller = self.dataplane.openflow_controller()
+        redundant = bool(self.topology.switch_links())
         for index, switch in enumerate(self.topology.switches):
-            self._bridge(f"{addressing.ROOT_PREFIX}-{switch}", addressing.dpid_for(index, fabric=True), False)
+            self._bridge(f"{addressing.ROOT_PREFIX}-{switch}", addressing.dpid_for(index, fabric=True), False,
+                         rstp=redundant)
         for index, node in enumerate(self.node_names):
             host = self._host(node, node, self._host_etc(node, no_dns))
             self.node_hosts_by_name[node] = host
@@ -163,9 +170,14 @@ class Emulation:
             self.net.addLink(bridge, uplink, port1=addressing.UPLINK_PORT, cls=OVSLink,
                              intfName1=f"tb-up-{node}"[:15], intfName2=f"tb-fab-{node}"[:15])
             self._free_slots[node] = set(range(1, 250))
+        # Fabric links are veth pairs, not patch ports: OVS 3.1 aborts when RSTP runs over patch ports.
+        switch_index = {name: i for i, name in enumerate(self.topology.switches)}
+        self.fabric_veths = []
         for a, b in self.topology.switch_links():
+            names = (f"tbs{switch_index[a]}s{switch_index[b]}", f"tbs{switch_index[b]}s{switch_index[a]}")
             self.net.addLink(self.net[f"{addressing.ROOT_PREFIX}-{a}"], self.net[f"{addressing.ROOT_PREFIX}-{b}"],
-                             cls=OVSLink)
+                             intfName1=names[0], intfName2=names[1], cls=Link)
+            self.fabric_veths += names
         self.external = self._host("ext", "external", self._host_etc("ext", no_dns))
         self.net.addLink(self.external, self.net[f"{addressing.ROOT_PREFIX}-{self.topology.external}"],
                          intfName1="eth0", intfName2="tbext", addr1=addressing.host_mac(addressing.EXTERNAL_IP),
@@ -202,6 +214,29 @@ class Emulation:
         self._run_all(self.external, [f"ip addr add {addressing.EXTERNAL_IP}/{prefix} dev eth0", "ip link set lo up",
                                       "ip link set eth0 up", *self._inside_commands()], "the external host")
         self._prepare_root_interface("tbext")
+        for veth in self.fabric_veths:
+            self._prepare_root_interface(veth)
+        self._wait_for_fabric()
+
+    def _wait_for_fabric(self, timeout: float = 15) -> None:
+        """With RSTP, wait until every fabric port has settled (forwarding, or discarding as an
+        alternate path), so that the first packets of a test are not lost in convergence."""
+        if not self.fabric_veths:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            settled = True
+            for switch in self.topology.switches:
+                out = subprocess.run(["ovs-appctl", "rstp/show", f"{addressing.ROOT_PREFIX}-{switch}"],
+                                     capture_output=True, text=True).stdout
+                for line in out.splitlines():
+                    parts = line.split()
+                    if len(parts) >= 3 and parts[1] in ("Root", "Designated") and parts[2] != "Forwarding":
+                        settled = False
+            if settled:
+                return
+            time.sleep(0.2)
+        raise TestbedError(f"the fabric's RSTP did not converge within {timeout:.0f} s")
 
     def _inside_commands(self) -> list[str]:
         """For every emulated host's own namespace: IPv4 only (no router solicitations flooding the
@@ -407,5 +442,5 @@ class Emulation:
             self.net = None
         from .cleanup import clean_cluster
         clean_cluster(self.cluster_id)
-        self.ovs.stop_if_ours()
+        self.ovs.release(self.cluster_id)
         self.started = False

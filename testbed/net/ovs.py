@@ -127,13 +127,29 @@ class OvsDaemons:
                 raise OvsError(f"ovs-vswitchd did not come up; see {self.run_dir}/ovs-vswitchd.log")
             time.sleep(0.05)
 
+    # Several clusters (and tests) may share the daemons: each registers as a user, and the daemons
+    # stop only when the testbed started them, no registered user is alive and no bridge is left.
+    def acquire(self, user: str) -> None:
+        self.ensure()
+        users = self.run_dir / "users"
+        users.mkdir(parents=True, exist_ok=True)
+        (users / user).write_text(str(os.getpid()))
+
+    def release(self, user: str) -> None:
+        (self.run_dir / "users" / user).unlink(missing_ok=True)
+        self.stop_if_ours()
+
+    def _live_users(self) -> list[str]:
+        users = self.run_dir / "users"
+        return [p.name for p in users.iterdir() if _pid_alive(p)] if users.exists() else []
+
     def stop_if_ours(self) -> None:
-        """Stop the daemons if the testbed started them and no testbed bridge remains."""
-        if not self.marker.exists():
+        """Stop the daemons if the testbed started them and nothing uses them any more."""
+        if not self.marker.exists() or self._live_users():
             return
-        remaining = [b for b in vsctl("list-br", check=False).split() if b]
-        if remaining:
-            return
+        listing = subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True)
+        if listing.returncode != 0 or listing.stdout.split():
+            return  # cannot tell, or bridges remain (ours or anybody's): leave the daemons running
         for name in ("ovs-vswitchd", "ovsdb-server"):
             # Default pid files, so that ovs-appctl finds the daemons' control sockets.
             if _pid_alive(OVS_RUNDIR / f"{name}.pid"):
