@@ -10,6 +10,7 @@ import sys
 
 from mininet.cli import CLI
 from mininet.log import error, output
+from mininet.util import quietRun
 
 from .commands import USAGE
 from .dispatch import execute_line
@@ -27,6 +28,22 @@ class TestbedCLI(CLI):
     def __init__(self, mininet, kubectl, stdin=sys.stdin, script=None, **kwargs):
         self.kubectl = kubectl   # set first: Mininet's CLI starts its loop inside __init__
         super().__init__(mininet, stdin=stdin, script=script, **kwargs)
+
+    def run(self):
+        """Mininet's loop prints "Interrupt" and goes on after Ctrl-C; here Ctrl-C at the prompt (or
+        during a kubectl command) leaves the CLI, and `testbed up` then tears the cluster down.
+        Ctrl-C during a command running in a node still only interrupts that command (Mininet
+        sends it to the node)."""
+        for node in self.mn.values():  # as Mininet does: no node may still be running a command
+            while node.waiting:
+                node.sendInt()
+                node.waitOutput()
+        if self.isatty():
+            quietRun("stty echo sane intr ^C")
+        try:
+            self.cmdloop()
+        except KeyboardInterrupt:
+            output("\nInterrupted: leaving the CLI\n")
 
     def parseline(self, line):
         """Cmd splits a command at the first non-identifier character, which breaks `api-resources`

@@ -95,7 +95,7 @@ class Emulation:
         self._preflight()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_state()
-        setLogLevel("error")
+        setLogLevel("output")  # Mininet: our CLI output yes, its progress chatter no
         self.ovs.acquire(self.cluster_id)
         self.datapath = choose_datapath(self.requested_datapath)
         self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False, autoStaticArp=False)

@@ -1,7 +1,9 @@
 """Bring-up and clean-up leave the machine as they found it."""
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,30 @@ def test_testbed_clean_removes_what_a_killed_run_left(tmp_path):
     assert _marked_processes().get(cluster_id) is None
     assert not testbed_bridges()
     assert not Path(f"/run/testbed/{cluster_id}").exists()
+
+
+def test_ctrl_c_in_testbed_up_tears_everything_down():
+    before = root_network_state()
+    process = subprocess.Popen([os.sys.executable, "-m", "testbed.cli", "up", "-f", "examples/myapp.yaml"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               cwd=Path(__file__).resolve().parents[2])
+    output = []
+    while True:
+        line = process.stdout.readline()
+        output.append(line)
+        if "cluster ready" in line or not line:
+            break
+    assert "cluster ready" in output[-1], "".join(output)
+    cluster_ids = [d.name for d in Path("/run/testbed").iterdir() if d.name != "ovs"]
+    process.stdin.write("get svc myapp-svc-nodeport\n")
+    process.stdin.flush()
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert "80:32223/TCP" in rest and "*** tearing down" in rest and "*** done" in rest
+    assert not testbed_bridges()
+    for cluster_id in cluster_ids:
+        assert _marked_processes().get(cluster_id) is None
+        assert not Path(f"/run/testbed/{cluster_id}").exists()
+    assert root_network_state() == before
