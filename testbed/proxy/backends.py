@@ -9,6 +9,7 @@ IPVS and userspace proxiers plug in the same way); the SDN mode's data plane liv
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -59,9 +60,13 @@ class KernelDataPlane:
         return self.loop.synced()
 
     def _sync(self) -> None:
+        """Every node's kube-proxy syncs at the same time, as real ones do (each is its own process
+        on its own node); the loop's sync time is therefore the slowest node's."""
         ports = self.emulation.cp.service_ports()
-        for node, proxier in self.proxiers.items():
-            self.last_results[node] = proxier.sync(ports)
+        with ThreadPoolExecutor(max_workers=len(self.proxiers)) as pool:
+            futures = {node: pool.submit(proxier.sync, ports) for node, proxier in self.proxiers.items()}
+            for node, future in futures.items():
+                self.last_results[node] = future.result()
 
     def pod_added(self, pod: dict, sandbox: dict) -> None:
         pass

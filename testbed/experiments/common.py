@@ -1,0 +1,45 @@
+"""What several experiments share: bringing a cluster up for a point, and labelling modes."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from ..cluster import Cluster
+
+CONN_RATE = Path(__file__).resolve().parent.parent / "workloads" / "conn_rate.py"
+
+
+def cluster_for(mode: str, **options) -> Cluster:
+    """`iptables` (nft backend), `iptables-legacy`, `sdn`, ... -> a Cluster (not started)."""
+    proxy_mode, _, variant = mode.partition("-")
+    if proxy_mode == "iptables":
+        options["iptables_backend"] = variant or "nft"
+    return Cluster(topo=options.pop("topo", "default"), proxy_mode=proxy_mode, seed=options.pop("seed", 1), **options)
+
+
+def data_plane_label(cluster: Cluster) -> dict:
+    """Columns saying exactly what ran: mode, backend, datapath."""
+    emulation = cluster.emulation
+    return {"proxy_mode": cluster.proxy_mode, "dataplane": getattr(emulation.dataplane, "label", cluster.proxy_mode),
+            "datapath": emulation.datapath.type}
+
+
+def deployment(name: str, replicas: int, image: str = "nginx", port: int = 80, node: str | None = None,
+               annotations: dict | None = None) -> list[dict]:
+    spec = {"containers": [{"name": name, "image": image, "ports": [{"containerPort": port}]}]}
+    if node:
+        spec["nodeSelector"] = {"kubernetes.io/hostname": node}
+    return [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                      "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}},
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": name, "annotations": annotations or {}},
+             "spec": {"selector": {"app": name}, "ports": [{"port": port, "targetPort": port}]}}]
+
+
+def connection_rate(pod, host: str, port: int, seconds: float, concurrency: int = 4) -> dict:
+    output = pod.cmd(" ".join(shlex.quote(a) for a in (sys.executable, "-I", "-S", str(CONN_RATE), host, str(port),
+                                                        str(seconds), str(concurrency))))
+    return json.loads(output.strip().splitlines()[-1])
