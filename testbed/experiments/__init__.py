@@ -1,6 +1,6 @@
 """Experiments: declared parameter grids, run by one harness, reported separately.
 
-An experiment module defines NAME, DESCRIPTION, GRID (parameter -> list of values; the harness runs
+Experiments live in the repository's experiments/ folder, one module each. A module defines NAME, DESCRIPTION, GRID (parameter -> list of values; the harness runs
 their product), REPEATS, `run(point, repeat) -> list[dict]` (raw rows, one per probe or sample) and
 `report(frame, out_dir) -> list[str]` (markdown lines, plots written to out_dir). The harness adds the
 run's metadata to every row and writes an immutable results folder:
@@ -12,6 +12,7 @@ run's metadata to every row and writes an immutable results folder:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import itertools
 import json
 import os
@@ -22,19 +23,26 @@ from pathlib import Path
 
 from ..errors import TestbedError
 
-MODULES = ("sync_scale", "lb_distribution", "throughput", "connection_rate")
+EXPERIMENT_DIR = Path(__file__).resolve().parents[2] / "experiments"
 FORMAT_VERSION = 1
+
+
+def _module_names() -> list[str]:
+    return sorted(p.stem for p in EXPERIMENT_DIR.glob("*.py") if not p.stem.startswith("_"))
 
 
 def load_experiment(name: str):
     module_name = name.replace("-", "_")
-    if module_name not in MODULES:
+    if module_name not in _module_names():
         raise TestbedError(f"unknown experiment {name!r}: see `testbed experiment list`")
-    return importlib.import_module(f"{__name__}.{module_name}")
+    spec = importlib.util.spec_from_file_location(f"testbed_experiment_{module_name}", EXPERIMENT_DIR / f"{module_name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def list_experiments() -> list[tuple[str, str]]:
-    return [(m.NAME, m.DESCRIPTION) for m in (load_experiment(n) for n in MODULES)]
+    return [(m.NAME, m.DESCRIPTION) for m in (load_experiment(n) for n in _module_names())]
 
 
 def parse_options(options: list[str], grid: dict) -> tuple[dict, int | None]:

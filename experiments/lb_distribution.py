@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import cluster_for, connection_rate, data_plane_label, deployment
+from testbed.experiments.common import cluster_for, connection_rate, data_plane_label, deployment
 
 NAME = "lb-distribution"
 DESCRIPTION = "share of new connections each endpoint gets (modes x algorithms)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import cluster_for, data_plane_label
+from testbed.experiments.common import cluster_for, data_plane_label
 
 NAME = "throughput"
 DESCRIPTION = "iperf3 through the ClusterIP vs. straight to the pod IP (modes)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .common import cluster_for, data_plane_label
+from testbed.experiments.common import cluster_for, data_plane_label
 
 NAME = "sync-scale"
 DESCRIPTION = "data-plane sync time at N Services (full, and one Service changed) per mode"
