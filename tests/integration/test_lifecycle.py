@@ -16,7 +16,7 @@ from tests.support.live import root_network_state
 pytestmark = pytest.mark.usefixtures("require_root")
 
 
-def testbed_bridges() -> list[str]:
+def list_testbed_bridges() -> list[str]:
     out = subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True).stdout.split()
     return [b for b in out if b.startswith("tb-")]
 
@@ -31,11 +31,11 @@ def test_leaving_the_with_block_removes_everything_and_host_rules_are_unchanged(
     with Cluster(topo="default", proxy_mode=proxy_mode, seed=1) as cluster:
         cluster.apply("examples/myapp.yaml")
         cluster_id = cluster.emulation.cluster_id
-        assert testbed_bridges() and _marked_processes().get(cluster_id)
+        assert list_testbed_bridges() and _marked_processes().get(cluster_id)
         assert root_network_state() == before  # nothing leaks into the host while running either
     assert root_network_state() == before
     assert _marked_processes().get(cluster_id) is None
-    assert not [b for b in testbed_bridges()]
+    assert not [b for b in list_testbed_bridges()]
     assert not [i for i in tb_interfaces() if not i.startswith("tbsdn")]
     assert not Path(f"/run/testbed/{cluster_id}").exists()
 
@@ -53,13 +53,13 @@ def test_testbed_clean_removes_what_a_killed_run_left(tmp_path):
                          cwd=Path(__file__).resolve().parents[2])
     cluster_id = out.stdout.strip().splitlines()[-1]
     assert _marked_processes().get(cluster_id), out.stderr
-    assert testbed_bridges()
+    assert list_testbed_bridges()
     result = subprocess.run([os.sys.executable, "-m", "testbed.cli", "clean"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"killed" in result.stdout
     assert _marked_processes().get(cluster_id) is None
-    assert not testbed_bridges()
+    assert not list_testbed_bridges()
     assert not Path(f"/run/testbed/{cluster_id}").exists()
 
 
@@ -83,7 +83,7 @@ def test_ctrl_c_in_testbed_up_tears_everything_down():
     rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0
     assert "80:32223/TCP" in rest and "*** tearing down" in rest and "*** done" in rest
-    assert not testbed_bridges()
+    assert not list_testbed_bridges()
     for cluster_id in cluster_ids:
         assert _marked_processes().get(cluster_id) is None
         assert not Path(f"/run/testbed/{cluster_id}").exists()
