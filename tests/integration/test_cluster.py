@@ -248,3 +248,49 @@ def test_node_rules_are_in_the_node_namespace_only(live):
     rules = live.node("node1").cmd("iptables-save -t nat")
     assert re.search(r"-A KUBE-SERVICES .*default/myapp-svc cluster IP", rules)
     assert "KUBE-NODEPORTS" in rules
+
+
+def test_pod_dns_records_and_udp_echo_through_a_service(live):
+    client = live.client()
+    pod = sorted(myapp_pods(live))[0]
+    ip = live.get("pod", pod)["status"]["podIP"]
+    dashed = ip.replace(".", "-")
+    assert client.cmd(f"dig +short {dashed}.default.pod.cluster.local").split() == [ip]
+    live.apply("""
+apiVersion: v1
+kind: Pod
+metadata: {name: udp, labels: {app: udp}}
+spec: {containers: [{name: echo, image: nginx, ports: [{containerPort: 5353, protocol: UDP, name: echo}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: udp}
+spec: {selector: {app: udp}, ports: [{port: 53, targetPort: echo, protocol: UDP}]}
+""")
+    answer = client.cmd("echo ping | timeout 3 nc -u -w1 udp 53 || "
+                        "python3 -c \"import socket;s=socket.socket(2,2);s.settimeout(2);"
+                        "s.sendto(b'ping',('udp',53));print(s.recv(99).decode())\"")
+    assert "udp: ping" in answer
+    live.delete("pod", "udp")
+    live.delete("svc", "udp")
+
+
+def test_failing_liveness_probe_restarts_the_container(live):
+    live.apply("""
+apiVersion: v1
+kind: Pod
+metadata: {name: sick}
+spec:
+  containers:
+  - name: web
+    image: nginx
+    ports: [{containerPort: 80}]
+    livenessProbe: {tcpSocket: {port: 81}, periodSeconds: 1, failureThreshold: 2}
+""")
+    deadline = time.monotonic() + 15
+    restarts = 0
+    while time.monotonic() < deadline and restarts == 0:
+        restarts = live.get("pod", "sick")["status"]["containerStatuses"][0]["restartCount"]
+        time.sleep(0.2)
+    assert restarts >= 1
+    live.delete("pod", "sick")
