@@ -7,6 +7,8 @@ alone (pods are run by the hollow kubelet), which needs no root and starts in mi
 """
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +40,12 @@ class Cluster:
         self.control_plane = ControlPlane(config, hollow_kubelet=not network)
         self.emulation = None
         self._network_options = network_options
+        self._previous_sigterm = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "Cluster":
         if self.network and self.emulation is None:
+            self._handle_termination()
             from .net.emulation import Emulation
             self.emulation = Emulation(self.control_plane, self.topology, self.proxy_mode, **self._network_options)
             try:
@@ -56,6 +60,19 @@ class Cluster:
         if self.emulation is not None:
             self.emulation.stop()
             self.emulation = None
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+    def _handle_termination(self) -> None:
+        """A script killed with SIGTERM (the default of `kill`) would die without leaving its `with`
+        block, stranding namespaces and processes. Unless the program handles SIGTERM itself, turn it
+        into SystemExit so the teardown runs."""
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            def terminate(signum, frame):
+                raise SystemExit(128 + signum)
+            self._previous_sigterm = signal.signal(signal.SIGTERM, terminate)
 
     def __enter__(self) -> "Cluster":
         return self.start()

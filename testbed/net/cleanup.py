@@ -121,8 +121,8 @@ def _delete_orphan_interfaces() -> list[str]:
     return done
 
 
-def clean() -> list[str]:
-    """Everything left by testbed runs whose owner is gone (and by tests)."""
+def clean_dead_clusters(report_live: bool = False) -> list[str]:
+    """Remove every cluster whose owner process is gone."""
     done: list[str] = []
     clusters = set(_marked_processes())
     clusters |= set(_testbed_bridges().values())
@@ -130,9 +130,16 @@ def clean() -> list[str]:
         clusters |= {p.name for p in RUN_ROOT.iterdir() if p.is_dir() and p.name != "ovs"}
     for cluster in sorted(clusters):
         if _owner_alive(cluster):
-            done.append(f"left cluster {cluster} alone: its owner is running")
+            if report_live:
+                done.append(f"left cluster {cluster} alone: its owner is running")
             continue
         done += clean_cluster(cluster)
+    return done
+
+
+def clean() -> list[str]:
+    """Everything left by testbed runs whose owner is gone (and by tests)."""
+    done = clean_dead_clusters(report_live=True)
     for name in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n"):
         name = name.split(" ")[0]
         if name.startswith(TEST_NETNS_PREFIXES):

@@ -47,10 +47,16 @@ REQUIRED_TOOLS = ("ovs-vsctl", "ovs-vswitchd", "mnexec", "ip", "ethtool", "iptab
 class TestbedBridge(OVSSwitch):
     """An OVS bridge marked as the testbed's (external_ids), so clean-up finds only ours."""
 
-    def __init__(self, name, cluster_id: str, rstp: bool = False, **params):
+    def __init__(self, name, cluster_id: str, rstp: bool = False, controlled: bool = False, **params):
         self.cluster_id = cluster_id
         self.rstp = rstp
+        self.controlled = controlled
         super().__init__(name, **params)
+
+    def start(self, controllers):
+        # Mininet hands every switch every controller; only node bridges belong to the SDN
+        # controller, fabric switches stay plain learning switches.
+        super().start(controllers if self.controlled else [])
 
     def bridgeOpts(self):
         # RSTP (not Mininet's STP option: plain STP takes 30 s to converge) breaks the loops of
@@ -93,6 +99,10 @@ class Emulation:
     def start(self) -> None:
         started = time.monotonic()
         self._preflight()
+        # What a crashed run left (its owner is gone) would collide with our names: remove it first.
+        from .cleanup import clean_dead_clusters
+        for line in clean_dead_clusters():
+            log.warning("removed what an earlier run left: %s", line)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_state()
         setLogLevel("output")  # Mininet: our CLI output yes, its progress chatter no
@@ -137,7 +147,7 @@ class Emulation:
         fail_mode = "secure" if controlled else "standalone"
         bridge = self.net.addSwitch(name, cls=TestbedBridge, cluster_id=self.cluster_id, failMode=fail_mode,
                                     datapath="user" if self.datapath.is_userspace else "kernel",
-                                    protocols="OpenFlow13", dpid=f"{dpid:016x}", rstp=rstp)
+                                    protocols="OpenFlow13", dpid=f"{dpid:016x}", rstp=rstp, controlled=controlled)
         return bridge
 
     def _host(self, name: str, hostname: str, etc: dict[str, Path]) -> EmulatedHost:

@@ -24,6 +24,6 @@ def render(mode: str, cluster, node: str | None = None, cluster_cidr: str | None
         from .iptables import render_iptables
         return render_iptables(ports, info)
     if mode == "openflow":
-        from ..sdn.render import render_openflow_for_cluster
+        from ..sdn.dataplane import render_openflow_for_cluster
         return render_openflow_for_cluster(cluster, info.name)
     raise TestbedError(f"rendering for {mode} is not implemented yet (available: iptables, openflow)")

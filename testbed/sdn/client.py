@@ -147,12 +147,14 @@ class SdnControllerProcess:
     """The controller as a child process: start, wait until ready, stop with SIGTERM."""
 
     def __init__(self, ofp_port: int = 6653, socket_path: str | os.PathLike = "/run/testbed/sdn.sock",
-                 log_path: str | os.PathLike | None = None, python: str = sys.executable, verbose: bool = False):
+                 log_path: str | os.PathLike | None = None, python: str = sys.executable, verbose: bool = False,
+                 env: Mapping[str, str] | None = None):
         self.ofp_port = ofp_port
         self.socket_path = Path(socket_path)
         self.log_path = Path(log_path) if log_path else self.socket_path.with_suffix(".log")
         self.python = python
         self.verbose = verbose
+        self.env = dict(env or {})   # e.g. the emulation's TESTBED_CLUSTER marker, for `testbed clean`
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20.0) -> "SdnControllerProcess":
@@ -163,7 +165,8 @@ class SdnControllerProcess:
         log = open(self.log_path, "ab")
         try:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            cwd=Path(__file__).resolve().parents[2], start_new_session=True)
+                                            cwd=Path(__file__).resolve().parents[2], start_new_session=True,
+                                            env={**os.environ, **self.env})
         finally:
             log.close()
         deadline = time.monotonic() + timeout

@@ -5,7 +5,7 @@ import pytest
 
 from testbed import Cluster
 
-MODES = ["iptables"]
+MODES = ["iptables", "sdn"]
 
 
 def pytest_generate_tests(metafunc):

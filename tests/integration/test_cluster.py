@@ -2,6 +2,7 @@
 affinity, traffic policies, no-endpoint rejection, hairpin - in every proxy mode."""
 import collections
 import re
+import subprocess
 import time
 
 import pytest
@@ -242,12 +243,18 @@ def test_exec_and_logs(live):
     assert "serving default/" in live.logs(pod)
 
 
-def test_node_rules_are_in_the_node_namespace_only(live):
-    if live.proxy_mode != "iptables":
-        pytest.skip("iptables mode only")
-    rules = live.node("node1").cmd("iptables-save -t nat")
-    assert re.search(r"-A KUBE-SERVICES .*default/myapp-svc cluster IP", rules)
-    assert "KUBE-NODEPORTS" in rules
+def test_the_data_plane_lives_where_the_mode_puts_it(live):
+    vip = live.get("svc", "myapp-svc")["spec"]["clusterIP"]
+    node_rules = live.node("node1").cmd("iptables-save -t nat")
+    flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "tb-node1"],
+                           capture_output=True, text=True).stdout
+    if live.proxy_mode == "iptables":
+        assert re.search(r"-A KUBE-SERVICES .*default/myapp-svc cluster IP", node_rules)
+        assert "KUBE-NODEPORTS" in node_rules
+        assert f"nw_dst={vip}" not in flows  # the bridge is a plain switch
+    else:
+        assert "KUBE-" not in node_rules     # no kube-proxy in SDN mode
+        assert f"nw_dst={vip}" in flows
 
 
 def test_pod_dns_records_and_udp_echo_through_a_service(live):

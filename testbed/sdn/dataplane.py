@@ -1,0 +1,137 @@
+"""SDN mode in a running emulation: the OS-Ken controller owns the Service data plane.
+
+The testbed starts the controller (a managed process listening on loopback), points every node bridge
+at it (fail_mode secure, OpenFlow 1.3), and keeps it told: the full state once, then per-Service
+upserts and deletions as the control plane changes, pods as the kubelet adds and removes them, and
+which node announces each LoadBalancer IP. Every change returns after the controller's barrier on
+every bridge, so `Cluster.apply` returns only when the flows are in place. Nodes keep no kube-proxy
+rules in this mode; they only route the service CIDR on-link, so host-network traffic to a VIP
+reaches the bridge (whose pipeline answers ARP for it).
+"""
+from __future__ import annotations
+
+import socket
+import threading
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from mininet.node import RemoteController
+
+from ..net.hosts import CLUSTER_ENV
+from ..proxy.model import ServicePort
+from ..sync import SyncLoop
+from .client import SdnControllerProcess
+from .topology import Pod, Topology
+
+if TYPE_CHECKING:
+    from ..net.emulation import Emulation
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def by_service(ports) -> dict[tuple[str, str], tuple[ServicePort, ...]]:
+    grouped: dict[tuple[str, str], list[ServicePort]] = defaultdict(list)
+    for port in ports:
+        grouped[(port.namespace, port.name)].append(port)
+    return {key: tuple(value) for key, value in grouped.items()}
+
+
+class SdnDataPlane:
+    label = "sdn (OS-Ken controller, OpenFlow 1.3)"
+
+    def __init__(self, emulation: "Emulation"):
+        self.emulation = emulation
+        self.cp = emulation.cp
+        self.port = free_loopback_port()
+        self.process = SdnControllerProcess(ofp_port=self.port, socket_path=emulation.run_dir / "sdn.sock",
+                                            env={CLUSTER_ENV: emulation.cluster_id})
+        self.process.start()
+        self.client = self.process.client()
+        self.topology = Topology.for_nodes(emulation.node_names)
+        self.announcements: dict[str, str] = {}
+        self._sent: dict[tuple[str, str], tuple[ServicePort, ...]] = {}
+        self.loop = SyncLoop("sdn-controller", self.cp.store, {"Service", "EndpointSlice"}, self._sync)
+        self.errors = self.loop.errors
+        self.last_ack = None
+        self._lock = threading.Lock()   # the sync loop and the LB speaker both send Service updates
+
+    def openflow_controller(self):
+        return RemoteController("c0", ip="127.0.0.1", port=self.port)
+
+    def node_setup_commands(self, node: str) -> list[str]:
+        return [f"ip route add {self.cp.config.service_cidr} dev eth0"]
+
+    def start(self) -> None:
+        ports = self.cp.service_ports()
+        self.last_ack = self.client.set_state(self.topology, ports)
+        self._sent = by_service(ports)
+        self.client.wait_programmed(timeout=30)
+        self.loop.start()
+
+    def stop(self) -> None:
+        self.loop.stop()
+        self.client.close()
+        self.process.stop()
+
+    def synced(self) -> bool:
+        return self.loop.synced()
+
+    def _sync(self) -> None:
+        wanted = by_service(self.cp.service_ports())
+        with self._lock:
+            self._send(wanted)
+
+    def _send(self, wanted: dict) -> None:
+        for key, ports in wanted.items():
+            if self._sent.get(key) != ports:
+                self.last_ack = self.client.upsert_service(*key, ports, announcements=self.announcements)
+                self._sent[key] = ports
+        for key in set(self._sent) - set(wanted):
+            self.last_ack = self.client.delete_service(*key)
+            del self._sent[key]
+
+    def pod_added(self, pod: dict, sandbox: dict) -> None:
+        self.client.add_pod(Pod(namespace=pod["metadata"]["namespace"], name=pod["metadata"]["name"],
+                                node=sandbox["node"], ip=sandbox["ip"], mac=sandbox["mac"], ofport=sandbox["ofport"]))
+        sandbox["pod_key"] = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+
+    def pod_removed(self, sandbox: dict) -> None:
+        if "pod_key" in sandbox:
+            self.client.remove_pod(*sandbox["pod_key"])
+
+    def announce(self, old: dict[str, str], new: dict[str, str]) -> None:
+        """The controller answers ARP for a LoadBalancer IP on the announcing node's uplink."""
+        moved = {ip for ip in set(old) | set(new) if old.get(ip) != new.get(ip)}
+        with self._lock:
+            self.announcements = dict(new)
+            for key, ports in by_service(self.cp.service_ports()).items():
+                if any(ip in moved for port in ports + self._sent.get(key, ()) for ip in port.load_balancer_ips):
+                    self.client.upsert_service(*key, ports, announcements=self.announcements)
+                    self._sent[key] = ports
+
+
+def cluster_topology(cluster, node_names: list[str]) -> Topology:
+    """The SDN topology for a control plane's current pods, with the ofports the emulation gives
+    them when they start in name order on each node (for `testbed render openflow`, without root)."""
+    from ..net import addressing
+    from ..proxy.loadbalancer import announcements
+    topology = Topology.for_nodes(node_names)
+    slots: dict[str, int] = defaultdict(int)
+    for pod in sorted(cluster.get("pods", namespace=None), key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"])):
+        node, ip = pod["spec"].get("nodeName"), (pod.get("status") or {}).get("podIP")
+        if node not in node_names or not ip or pod["spec"].get("hostNetwork"):
+            continue
+        slots[node] += 1
+        topology = topology.with_pod(Pod(pod["metadata"]["namespace"], pod["metadata"]["name"], node, ip,
+                                         addressing.pod_mac(ip), addressing.FIRST_POD_PORT + slots[node]))
+    return topology.with_announcements(announcements(cluster.control_plane.service_ports(), node_names))
+
+
+def render_openflow_for_cluster(cluster, node: str) -> str:
+    from .pipeline import render_openflow
+    names = list(cluster.topology.nodes)
+    return render_openflow(cluster.control_plane.service_ports(), cluster_topology(cluster, names), node)
