@@ -43,3 +43,17 @@ def connection_rate(pod, host: str, port: int, seconds: float, concurrency: int 
     output = pod.cmd(" ".join(shlex.quote(a) for a in (sys.executable, "-I", "-S", str(CONN_RATE), host, str(port),
                                                         str(seconds), str(concurrency))))
     return json.loads(output.strip().splitlines()[-1])
+
+
+def selectorless_services(count: int, offset: int = 0) -> list[dict]:
+    """Selector-less Services with two endpoints each (addresses in node2's and node3's pod CIDRs;
+    no processes behind them: this measures the rules, not the pods)."""
+    objects = []
+    for i in range(offset, offset + count):
+        name = f"scale-{i}"
+        objects.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+                        "spec": {"ports": [{"port": 80, "targetPort": 8080}]}})
+        objects.append({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name},
+                        "subsets": [{"addresses": [{"ip": f"10.244.1.{2 + i % 250}"}, {"ip": f"10.244.2.{2 + i % 250}"}],
+                                     "ports": [{"port": 8080}]}]})
+    return objects

@@ -127,6 +127,20 @@ class OvsDaemons:
                 raise OvsError(f"ovs-vswitchd did not come up; see {self.run_dir}/ovs-vswitchd.log")
             time.sleep(0.05)
 
+    def restart_vswitchd(self) -> float:
+        """Stop ovs-vswitchd and start it again (experiments on resync). Only when the testbed started
+        the daemons: the host's own Open vSwitch is never restarted. Returns the epoch time of the
+        restart."""
+        if not self.marker.exists():
+            raise OvsError("ovs-vswitchd was not started by the testbed; it will not restart the host's")
+        subprocess.run(["ovs-appctl", "-t", "ovs-vswitchd", "exit"], capture_output=True, timeout=30)
+        deadline = time.monotonic() + 10
+        while _vswitchd_running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        restarted = time.time()
+        run("ovs-vswitchd", "--pidfile", "--detach", f"--log-file={self.run_dir / 'ovs-vswitchd.log'}")
+        return restarted
+
     # Several clusters (and tests) may share the daemons: each registers as a user, and the daemons
     # stop only when the testbed started them, no registered user is alive and no bridge is left.
     def acquire(self, user: str) -> None:

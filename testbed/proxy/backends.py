@@ -68,6 +68,10 @@ class KernelDataPlane:
             for node, future in futures.items():
                 self.last_results[node] = future.result()
 
+    def rule_count(self) -> int:
+        """Rules in the largest node's ruleset (what the last sync installed)."""
+        return max((getattr(r, "rules", 0) for r in self.last_results.values()), default=0)
+
     def pod_added(self, pod: dict, sandbox: dict) -> None:
         pass
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -57,7 +58,7 @@ class SdnDataPlane:
         self.loop = SyncLoop("sdn-controller", self.cp.store, {"Service", "EndpointSlice"}, self._sync)
         self.errors = self.loop.errors
         self.last_ack = None
-        self._lock = threading.Lock()   # the sync loop and the LB speaker both send Service updates
+        self._lock = threading.RLock()  # the sync loop and the LB speaker both send Service updates
 
     def openflow_controller(self):
         return RemoteController("c0", ip="127.0.0.1", port=self.port)
@@ -66,11 +67,31 @@ class SdnDataPlane:
         return [f"ip route add {self.cp.config.service_cidr} dev eth0"]
 
     def start(self) -> None:
-        ports = self.cp.service_ports()
-        self.last_ack = self.client.set_state(self.topology, ports)
-        self._sent = by_service(ports)
-        self.client.wait_programmed(timeout=30)
+        self._send_everything()
         self.loop.start()
+
+    def _send_everything(self) -> None:
+        with self._lock:
+            ports = self.cp.service_ports()
+            self.last_ack = self.client.set_state(self.topology.with_announcements(self.announcements), ports)
+            self._sent = by_service(ports)
+        self.client.wait_programmed(timeout=30)
+
+    def restart_controller(self) -> dict:
+        """Stop the controller process and start a new one (for experiments on fail-secure bridges):
+        the bridges keep their flows meanwhile; the new controller gets the full state and
+        reconciles each bridge when it reconnects. Returns timings in seconds."""
+        stopped = time.monotonic()
+        self.client.close()
+        self.process.stop()
+        down = time.monotonic()
+        self.process.start()
+        self.client = self.process.client()
+        started_at = time.time()
+        self._send_everything()
+        status = self.client.wait_programmed(timeout=60, after=started_at - 1)
+        return {"stop_seconds": down - stopped, "restart_to_programmed_seconds": time.monotonic() - down,
+                "bridges": status}
 
     def stop(self) -> None:
         self.loop.stop()
@@ -94,14 +115,23 @@ class SdnDataPlane:
             self.last_ack = self.client.delete_service(*key)
             del self._sent[key]
 
+    def rule_count(self) -> int:
+        """Flows on the largest node bridge."""
+        return max((b.get("flows", 0) for b in self.client.status().values()), default=0)
+
     def pod_added(self, pod: dict, sandbox: dict) -> None:
-        self.client.add_pod(Pod(namespace=pod["metadata"]["namespace"], name=pod["metadata"]["name"],
-                                node=sandbox["node"], ip=sandbox["ip"], mac=sandbox["mac"], ofport=sandbox["ofport"]))
-        sandbox["pod_key"] = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        entry = Pod(namespace=pod["metadata"]["namespace"], name=pod["metadata"]["name"], node=sandbox["node"],
+                    ip=sandbox["ip"], mac=sandbox["mac"], ofport=sandbox["ofport"])
+        with self._lock:
+            self.topology = self.topology.with_pod(entry)
+            self.client.add_pod(entry)
+        sandbox["pod_key"] = (entry.namespace, entry.name)
 
     def pod_removed(self, sandbox: dict) -> None:
         if "pod_key" in sandbox:
-            self.client.remove_pod(*sandbox["pod_key"])
+            with self._lock:
+                self.topology = self.topology.without_pod(*sandbox["pod_key"])
+                self.client.remove_pod(*sandbox["pod_key"])
 
     def announce(self, old: dict[str, str], new: dict[str, str]) -> None:
         """The controller answers ARP for a LoadBalancer IP on the announcing node's uplink."""
