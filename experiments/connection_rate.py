@@ -3,16 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testbed.experiments.common import cluster_for, connection_rate, data_plane_label, deployment
+from testbed.experiments.common import algorithm_annotations, cluster_for, connection_rate, data_plane_label, deployment
 
 NAME = "connection-rate"
 DESCRIPTION = "new connections per second through a Service VIP (modes x algorithms)"
-GRID = {"mode": ["iptables"], "algorithm": ["random"], "replicas": [3], "seconds": [5.0], "concurrency": [4]}
+GRID = {"mode": ["iptables", "sdn"], "algorithm": ["random", "rr", "lc", "maglev"], "replicas": [3], "seconds": [5.0],
+        "concurrency": [4]}
 REPEATS = 1
 
 
 def run(point: dict, repeat: int) -> list[dict]:
-    annotations = {} if point["algorithm"] == "random" else {"testbed.io/lb-algorithm": point["algorithm"]}
+    annotations = algorithm_annotations(point["mode"], point["algorithm"])
     with cluster_for(point["mode"], seed=repeat + 1) as cluster:
         cluster.apply(deployment("rate", point["replicas"], annotations=annotations))
         vip = cluster.get("svc", "rate")["spec"]["clusterIP"]

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testbed.experiments.common import cluster_for, connection_rate, data_plane_label, deployment
+from testbed.experiments.common import algorithm_annotations, cluster_for, connection_rate, data_plane_label, deployment
 
 NAME = "lb-distribution"
 DESCRIPTION = "share of new connections each endpoint gets (modes x algorithms)"
-GRID = {"mode": ["iptables"], "algorithm": ["random"], "replicas": [3], "seconds": [5.0]}
+GRID = {"mode": ["iptables", "sdn"], "algorithm": ["random", "rr", "sh", "maglev"], "replicas": [3], "seconds": [5.0]}
 REPEATS = 1
 
 
 def run(point: dict, repeat: int) -> list[dict]:
-    annotations = {} if point["algorithm"] == "random" else {"testbed.io/lb-algorithm": point["algorithm"]}
+    annotations = algorithm_annotations(point["mode"], point["algorithm"])
     with cluster_for(point["mode"], seed=repeat + 1) as cluster:
         cluster.apply(deployment("lb", point["replicas"], annotations=annotations))
         counts = connection_rate(cluster.client(), "lb", 80, point["seconds"], concurrency=1)

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from testbed.experiments.common import cluster_for, data_plane_label, deployment, selectorless_services
+from testbed.experiments.common import algorithm_annotations, cluster_for, data_plane_label, deployment, selectorless_services
 
 NAME = "sdn-restart"
 DESCRIPTION = "SDN: connections kept across a controller restart; resync time after ovs-vswitchd restarts"
@@ -19,7 +19,7 @@ KEEPALIVE = Path(__file__).resolve().parent.parent / "testbed" / "workloads" / "
 
 
 def run(point: dict, repeat: int) -> list[dict]:
-    annotations = {} if point["algorithm"] == "random" else {"testbed.io/lb-algorithm": point["algorithm"]}
+    annotations = algorithm_annotations("sdn", point["algorithm"])
     with cluster_for("sdn", seed=repeat + 1) as cluster:
         if point["services"]:  # load the bridges with that many more Services (rules only, no pods)
             cluster.emulation.settle_timeout = max(60.0, point["services"] * 0.01)

@@ -8,7 +8,7 @@ from testbed.experiments.common import cluster_for, data_plane_label
 
 NAME = "throughput"
 DESCRIPTION = "iperf3 through the ClusterIP vs. straight to the pod IP (modes)"
-GRID = {"mode": ["iptables"], "seconds": [5]}
+GRID = {"mode": ["iptables", "sdn"], "seconds": [5]}
 REPEATS = 3
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..cluster import Cluster
+from ..errors import TestbedError
 
 CONN_RATE = Path(__file__).resolve().parent.parent / "workloads" / "conn_rate.py"
 
@@ -17,6 +18,17 @@ def cluster_for(mode: str, **options) -> Cluster:
     if proxy_mode == "iptables":
         options["iptables_backend"] = variant or "nft"
     return Cluster(topo=options.pop("topo", "default"), proxy_mode=proxy_mode, seed=options.pop("seed", 1), **options)
+
+
+def algorithm_annotations(mode: str, algorithm: str) -> dict:
+    """The Service annotation for an algorithm; kernel modes have only kube-proxy's own choice
+    (random in iptables), so asking them for another is an error, not a silently wrong label."""
+    if algorithm == "random":
+        return {}
+    if not mode.startswith("sdn"):
+        raise TestbedError(f"{mode} mode balances only at random (kube-proxy); "
+                           f"the {algorithm!r} algorithm exists in sdn mode")
+    return {"testbed.io/lb-algorithm": algorithm}
 
 
 def data_plane_label(cluster: Cluster) -> dict:
