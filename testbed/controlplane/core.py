@@ -70,6 +70,7 @@ class ControlPlane:
         self._slices_by_service: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._slice_owner: dict[tuple[str, str], str] = {}
         self.store.watch(self._index_and_enqueue)
+        self._tracker = None   # the proxy view, built on first use (proxy/tracker.py)
         self._bootstrap()
 
     # ------------------------------------------------------------------------------------
@@ -646,10 +647,23 @@ class ControlPlane:
                                                                          o["metadata"]["name"]))]
 
     def service_ports(self):
-        """The proxy view (testbed.proxy.model) of every Service, from the store as it is now."""
-        from ..proxy.model import service_ports
+        """The proxy view (testbed.proxy.model) of every Service, from the store as it is now
+        (rebuilt only for the Services that changed since the last call)."""
         with self.lock:
-            return service_ports(self.store.list("Service"), self.store.list("EndpointSlice"))
+            return self._port_tracker().ports()
+
+    def service_ports_by_service(self):
+        """The same, per (namespace, name); unchanged Services keep the same tuple object."""
+        with self.lock:
+            return dict(self._port_tracker().by_service())
+
+    def _port_tracker(self):
+        if self._tracker is None:
+            from ..proxy.tracker import ServicePortTracker
+            self._tracker = ServicePortTracker(lambda ns, name: self.store.get("Service", ns, name),
+                                               self.slices_of, lambda: self.store.list("Service"))
+            self.store.watch(self._tracker.on_event)
+        return self._tracker
 
     def is_pod_ip(self, ip: str) -> bool:
         return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(self.config.cluster_cidr)

@@ -4,7 +4,9 @@ print JSON: how many connections survived, and how many new connections succeede
 A connection is "lost" at its first failed request (no reconnect): this measures whether
 established connections survive an event such as a controller restart.
 
-    python3 -I -S keepalive.py HOST PORT N SECONDS INTERVAL
+    python3 -I -S keepalive.py HOST PORT N SECONDS INTERVAL [NEW]
+
+NEW=0 turns off the side thread that opens a short new connection every 50 ms.
 """
 import json
 import socket
@@ -66,10 +68,12 @@ def new_connections(host, port, seconds, counts):
 
 def main():
     host, port, n, seconds, interval = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+    probe_new = len(sys.argv) <= 6 or sys.argv[6] != "0"
     results = [{} for _ in range(n)]
     counts = {"ok": 0, "failed": 0}
     threads = [threading.Thread(target=hold, args=(host, port, seconds, interval, r)) for r in results]
-    threads.append(threading.Thread(target=new_connections, args=(host, port, seconds, counts)))
+    if probe_new:
+        threads.append(threading.Thread(target=new_connections, args=(host, port, seconds, counts)))
     for t in threads:
         t.start()
     for t in threads:

@@ -279,3 +279,40 @@ def test_lb_pool_exhaustion_leaves_service_pending():
     assert not statuses[1]
     cp.delete("Service", "lb0")
     assert cp.get("Service", "lb1")["status"]["loadBalancer"]["ingress"][0]["ip"] == "172.18.255.200"
+
+
+def test_incremental_proxy_view_equals_a_full_rebuild():
+    """The change tracker (proxy/tracker.py) must give what service_ports() computes from scratch."""
+    import random
+    from testbed.proxy.model import service_ports
+    c = Cluster(network=False, seed=4)
+    cp = c.control_plane
+    rng = random.Random(4)
+    first = cp.service_ports()
+    for step in range(60):
+        i = rng.randrange(8)
+        action = rng.choice(["svc", "deploy", "scale", "delete-svc", "delete-deploy", "endpoints"])
+        try:
+            if action == "svc":
+                c.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"s{i}"},
+                         "spec": {"selector": {"app": f"a{i % 4}"}, "ports": [{"port": 80 + step % 3}]}})
+            elif action == "deploy":
+                c.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"a{i % 4}"},
+                         "spec": {"replicas": 1 + i % 3, "selector": {"matchLabels": {"app": f"a{i % 4}"}},
+                                  "template": {"metadata": {"labels": {"app": f"a{i % 4}"}},
+                                               "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+            elif action == "scale":
+                c.scale("deployment", f"a{i % 4}", rng.randrange(4))
+            elif action == "delete-svc":
+                c.delete("svc", f"s{i}")
+            elif action == "delete-deploy":
+                c.delete("deployment", f"a{i % 4}")
+            else:
+                c.apply([{"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"x{i}"},
+                          "spec": {"ports": [{"port": 90}]}},
+                         {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": f"x{i}"},
+                          "subsets": [{"addresses": [{"ip": f"10.1.0.{step + 1}"}], "ports": [{"port": 9}]}]}])
+        except TestbedError:
+            pass  # deleting what does not exist
+        assert cp.service_ports() == service_ports(cp.store.list("Service"), cp.store.list("EndpointSlice"))
+    assert cp.service_ports() != first
