@@ -42,11 +42,17 @@ class ClusterDNS:
         return self.loop.synced()
 
     def records(self) -> RecordSet:
+        # Snapshot under the lock, compute outside it: stored objects are replaced, never changed
+        # in place, so the lists stay consistent; 10,000 Services take ~0.3 s to turn into records
+        # and must not hold up the control plane (or the proxies) meanwhile.
         with self.cp.lock:
-            return cluster_records(self.cp.store.list("Service"), self.cp.store.list("EndpointSlice"),
-                                   self.cp.store.list("Pod"), domain=self.cp.config.cluster_domain)
+            services, slices, pods = (self.cp.store.list(kind) for kind in ("Service", "EndpointSlice", "Pod"))
+        return cluster_records(services, slices, pods, domain=self.cp.config.cluster_domain)
 
     def _sync(self) -> None:
+        with self._lock:
+            if not self.servers:
+                return  # no DNS pod runs (yet): nothing to feed; a starting server loads everything
         records = self.records()
         with self._lock:
             for server in self.servers.values():
