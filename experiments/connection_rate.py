@@ -29,7 +29,7 @@ def report(frame, out_dir: Path) -> list[str]:
     import matplotlib.pyplot as plt
     summary = frame.groupby(["mode", "algorithm"])["connections_per_second"].agg(["mean", "min", "max"]).reset_index()
     lines = ["| mode | algorithm | conn/s mean | min | max |", "|---|---|---|---|---|"]
-    lines += [f"| {r.mode} | {r.algorithm} | {r['mean']:.0f} | {r['min']:.0f} | {r['max']:.0f} |"
+    lines += [f"| {r['mode']} | {r['algorithm']} | {r['mean']:.0f} | {r['min']:.0f} | {r['max']:.0f} |"
               for _, r in summary.iterrows()]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar([f"{m}\n{a}" for m, a in zip(summary["mode"], summary["algorithm"])], summary["mean"])

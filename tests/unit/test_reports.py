@@ -37,3 +37,15 @@ def test_kernel_modes_have_only_random():
     assert algorithm_annotations("iptables", "random") == {}
     with pytest.raises(TestbedError, match="balances only at random"):
         algorithm_annotations("iptables", "rr")
+
+
+def test_connection_rate_and_throughput_reports(tmp_path):
+    from testbed.experiments import load_experiment
+    rows = [{"mode": "sdn", "algorithm": "rr", "connections_per_second": 790.0},
+            {"mode": "iptables", "algorithm": "random", "connections_per_second": 3105.0}]
+    lines = load_experiment("connection-rate").report(pd.DataFrame(rows), tmp_path)
+    assert "| sdn | rr | 790 | 790 | 790 |" in lines and "| iptables | random | 3105 | 3105 | 3105 |" in lines
+    rows = [{"mode": m, "path": p, "gbps": g} for m, p, g in
+            (("sdn", "pod-ip", 1.0), ("sdn", "cluster-ip", 0.9), ("iptables", "pod-ip", 0.5), ("iptables", "cluster-ip", 0.5))]
+    lines = load_experiment("throughput").report(pd.DataFrame(rows), tmp_path)
+    assert "| sdn | 1.00 | 0.90 | 0.900 |" in lines and "| iptables | 0.50 | 0.50 | 1.000 |" in lines
