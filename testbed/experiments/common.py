@@ -57,15 +57,18 @@ def connection_rate(pod, host: str, port: int, seconds: float, concurrency: int 
     return json.loads(output.strip().splitlines()[-1])
 
 
-def selectorless_services(count: int, offset: int = 0) -> list[dict]:
+def selectorless_services(count: int, offset: int = 0, namespace: str = "default") -> list[dict]:
     """Selector-less Services with two endpoints each (addresses in node2's and node3's pod CIDRs;
-    no processes behind them: this measures the rules, not the pods)."""
-    objects = []
+    no processes behind them: this measures the rules, not the pods). Outside `default`, the
+    Namespace object comes first, and pods in `default` do not get their environment variables."""
+    objects = [] if namespace == "default" else [{"apiVersion": "v1", "kind": "Namespace",
+                                                  "metadata": {"name": namespace}}]
     for i in range(offset, offset + count):
         name = f"scale-{i}"
-        objects.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+        meta = {"name": name, "namespace": namespace}
+        objects.append({"apiVersion": "v1", "kind": "Service", "metadata": meta,
                         "spec": {"ports": [{"port": 80, "targetPort": 8080}]}})
-        objects.append({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name},
+        objects.append({"apiVersion": "v1", "kind": "Endpoints", "metadata": dict(meta),
                         "subsets": [{"addresses": [{"ip": f"10.244.1.{2 + i % 250}"}, {"ip": f"10.244.2.{2 + i % 250}"}],
                                      "ports": [{"port": 8080}]}]})
     return objects

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..controlplane.scheduling import running_status
 from ..store import copy_object, now_rfc3339
+from ..net.hosts import CLUSTER_ENV, write_env_file
 from . import podfiles
 from .containers import Workload, workload_for
 from .probes import ProbeResult, run_probe
@@ -190,7 +191,7 @@ class Kubelet:
         with self.cp.lock:
             services = [copy_object(s) for s in self.cp.store.list("Service")]
         service_vars = podfiles.service_env(services, namespace, pod["spec"].get("enableServiceLinks", True))
-        host.export_env(service_vars)
+        host.export_env(service_vars, pod_dir / "service.env")
         for container in pod["spec"].get("containers") or []:
             c = ContainerRuntime(container["name"], container, workload_for(pod, container))
             c.log_file = pod_dir / f"{container['name']}.log"
@@ -214,16 +215,22 @@ class Kubelet:
         if c.workload.kind == "dns":
             c.pid = self.emulation.start_dns_server(runtime)
             return
-        c.pid = self._spawn(runtime.host, c.workload.argv, c.log_file, c.exit_file, env)
+        env_file = runtime.dir / f"{c.name}.env"
+        write_env_file(env_file, env)
+        c.pid = self._spawn(runtime.host, c.workload.argv, c.log_file, c.exit_file, env_file)
 
     @staticmethod
-    def _spawn(host, argv, log_file: Path, exit_file: Path, env: dict[str, str]) -> int:
-        """Run argv in the pod's namespaces as its own process group; its exit code lands in exit_file."""
-        assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
-        wrapped = ("setsid sh -c " + shlex.quote('"$@"; echo $? > "$0"') + " "
-                   + shlex.quote(str(exit_file)) + " " + " ".join(shlex.quote(a) for a in argv))
-        line = (f"env {assignments} {wrapped} >>{shlex.quote(str(log_file))} 2>&1 </dev/null & echo $!")
-        output = host.cmd(line)
+    def _spawn(host, argv, log_file: Path, exit_file: Path, env_file: Path) -> int:
+        """Run argv in the pod's namespaces as its own process group, with exactly the container's
+        environment (from env_file); its exit code lands in exit_file. Too large an environment
+        fails the exec with E2BIG, as it does for a real container (the exit code says so)."""
+        script = 'set -a; . "$1"; set +a; shift; "$@"; echo $? > "$0"'
+        # A clean environment, as a container gets, plus PATH and the cluster marker (so that
+        # `testbed clean` finds the process after a crash).
+        marker = f"{CLUSTER_ENV}={shlex.quote(host.cluster_id)}"
+        wrapped = (f"setsid env -i PATH=\"$PATH\" {marker} sh -c {shlex.quote(script)} {shlex.quote(str(exit_file))} "
+                   f"{shlex.quote(str(env_file))} " + " ".join(shlex.quote(a) for a in argv))
+        output = host.cmd(f"{wrapped} >>{shlex.quote(str(log_file))} 2>&1 </dev/null & echo $!")
         return int(output.strip().splitlines()[-1])
 
     def _update_images(self, runtime: PodRuntime, pod: dict) -> None:

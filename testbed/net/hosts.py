@@ -38,16 +38,14 @@ class EmulatedHost(Host):
             cmd = cmd[:2] + ["unshare", "--uts", "env", f"{CLUSTER_ENV}={self.cluster_id}"] + cmd[2:]
         return super()._popen(cmd, **params)
 
-    def run_background(self, argv: list[str] | tuple[str, ...], log: Path, env: dict[str, str] | None = None) -> int:
-        """Start a long-running process inside the host (through its shell, so it is in every one of
-        the host's namespaces); returns its pid."""
-        assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-        command = " ".join(shlex.quote(a) for a in argv)
-        prefix = f"env {assignments} " if assignments else ""
-        output = self.cmd(f"{prefix}{command} >{shlex.quote(str(log))} 2>&1 </dev/null & echo $!")
-        return int(output.strip().splitlines()[-1])
+    def export_env(self, env: dict[str, str], env_file: Path) -> None:
+        """Set variables in the host's shell, so `cmd()` and the processes it starts see them. They
+        go through a file the shell sources: a pty line holds at most 4 KiB, and a namespace with
+        many Services gives a pod many thousands of variables (as in Kubernetes)."""
+        write_env_file(env_file, env)
+        self.cmd(f"set -a; . {shlex.quote(str(env_file))}; set +a")
 
-    def export_env(self, env: dict[str, str]) -> None:
-        """Set variables in the host's shell, so `cmd()` and the processes it starts see them."""
-        if env:
-            self.cmd("export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())))
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    """A file of `NAME='value'` lines that `sh` can source."""
+    path.write_text("".join(f"{name}={shlex.quote(value)}\n" for name, value in sorted(env.items())))
