@@ -28,36 +28,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from testbed.net.addressing import SERVICE_CIDR, node_ip, node_pod_cidr  # noqa: E402
+from testbed.net.addressing import node_ip, node_pod_cidr  # noqa: E402
 from testbed.net.runner import NamespaceRunner  # noqa: E402
 from testbed.proxy.iptables import IptablesProxier, build_ruleset  # noqa: E402
-from testbed.proxy.model import Endpoint, NodeInfo, ServicePort  # noqa: E402
+from testbed.proxy.model import NodeInfo, ServicePort  # noqa: E402
+from synthetic import NODEPORT_EVERY, NODES, endpoint, service_ports  # noqa: E402
 
 FORMAT = "testbed-bench-iptables/1"
 BACKENDS = {"nft": "iptables-nft-restore", "legacy": "iptables-legacy-restore"}
-NODES = 3
-NODEPORT_EVERY = 4
-FIRST_NODE_PORT = 30000
 NODE = NodeInfo(name="node1", ip=node_ip(1), pod_cidr=node_pod_cidr(1), cluster_cidr="10.244.0.0/16")
-
-
-def endpoint(service_index: int, k: int, generation: int = 0) -> Endpoint:
-    node = (2 * service_index + k) % NODES
-    host = 2 + (service_index * 2 + k + generation * 7) % 250
-    return Endpoint(f"10.244.{node}.{host}", 8080 + generation, f"node{node}")
-
-
-def service_ports(count: int) -> list[ServicePort]:
-    ports = []
-    for i in range(count):
-        nodeport = i % NODEPORT_EVERY == NODEPORT_EVERY - 1
-        ports.append(ServicePort(
-            namespace="default", name=f"svc-{i}", port_name="http", protocol="TCP", port=80,
-            cluster_ip=str(SERVICE_CIDR.network_address + 10 + i),
-            service_type="NodePort" if nodeport else "ClusterIP",
-            node_port=FIRST_NODE_PORT + i // NODEPORT_EVERY if nodeport else None,
-            endpoints=(endpoint(i, 0), endpoint(i, 1))))
-    return ports
 
 
 def with_endpoint_replaced(ports: list[ServicePort], index: int, generation: int) -> list[ServicePort]:

@@ -30,36 +30,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from testbed.net.addressing import SERVICE_CIDR  # noqa: E402
 from testbed.net.ovs import OvsDaemons, choose_datapath, vsctl  # noqa: E402
-from testbed.proxy.model import Endpoint, ServicePort  # noqa: E402
+from synthetic import NODES, endpoint, service_ports  # noqa: E402
 from testbed.sdn.client import SdnControllerProcess  # noqa: E402
 from testbed.sdn.topology import Topology  # noqa: E402
 
 FORMAT = "testbed-bench-sdn/1"
 BRIDGE = "tb-sdnbench"
-NODES = 3
 NODE = "node1"
-NODEPORT_EVERY = 4
-
-
-def endpoint(service_index: int, k: int, generation: int = 0) -> Endpoint:
-    node = (2 * service_index + k) % NODES
-    host = 2 + (service_index * 2 + k + generation * 7) % 250
-    return Endpoint(f"10.244.{node}.{host}", 8080 + generation, f"node{node}")
-
-
-def services(count: int) -> list[ServicePort]:
-    ports = []
-    for i in range(count):
-        nodeport = i % NODEPORT_EVERY == NODEPORT_EVERY - 1
-        ports.append(ServicePort(
-            namespace="default", name=f"svc-{i}", port_name="http", protocol="TCP", port=80,
-            cluster_ip=str(SERVICE_CIDR.network_address + 10 + i),
-            service_type="NodePort" if nodeport else "ClusterIP",
-            node_port=30000 + i // NODEPORT_EVERY if nodeport else None,
-            endpoints=(endpoint(i, 0), endpoint(i, 1))))
-    return ports
 
 
 def ofctl(*args: str) -> str:
@@ -97,7 +75,7 @@ def main() -> None:
     datapath = choose_datapath()
     topology = Topology.for_nodes(NODES, zone_base=42000)
     bridge = topology.bridge(NODE)
-    ports = services(args.services)
+    ports = service_ports(args.services)
     work = Path(tempfile.mkdtemp(prefix="tbsdn-bench-"))
     controller = SdnControllerProcess(ofp_port=args.ofp_port, socket_path=work / "sdn.sock")
     result = {"metadata": metadata(datapath), "parameters": {"services": args.services, "endpoints_per_service": 2,

@@ -1,7 +1,7 @@
 """What a control plane is configured with: its nodes and address ranges."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..net import addressing
 

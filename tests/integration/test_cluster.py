@@ -5,7 +5,6 @@ import re
 import subprocess
 import time
 
-import pytest
 
 from testbed.net import addressing
 

@@ -57,7 +57,7 @@ def test_testbed_clean_removes_what_a_killed_run_left(tmp_path):
     result = subprocess.run([os.sys.executable, "-m", "testbed.cli", "clean"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
-    assert f"killed" in result.stdout
+    assert "killed" in result.stdout
     assert _marked_processes().get(cluster_id) is None
     assert not list_testbed_bridges()
     assert not Path(f"/run/testbed/{cluster_id}").exists()
