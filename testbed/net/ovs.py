@@ -168,4 +168,11 @@ class OvsDaemons:
             # Default pid files, so that ovs-appctl finds the daemons' control sockets.
             if _pid_alive(OVS_RUNDIR / f"{name}.pid"):
                 subprocess.run(["ovs-appctl", "-t", name, "exit"], capture_output=True, timeout=10)
-        self.marker.unlink(missing_ok=True)
+        # Our own files go too: logs, the user registry and the private database.
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        shutil.rmtree(TESTBED_OVS_DIR, ignore_errors=True)
+        for directory in (TESTBED_RUN, TESTBED_OVS_DIR.parent):
+            try:
+                directory.rmdir()  # only when empty
+            except OSError:
+                pass
