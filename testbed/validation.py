@@ -120,20 +120,28 @@ def check_ipv4(errors: FieldErrors, path: str, value: Any) -> bool:
         return False
 
 
-def check_labels(errors: FieldErrors, path: str, labels: Any) -> None:
-    if labels is None:
+def _check_string_map(errors: FieldErrors, path: str, mapping: Any, check_value=None) -> None:
+    """Labels and annotations: qualified-name keys, string values (checked further if asked)."""
+    if mapping is None:
         return
-    if not isinstance(labels, dict):
-        errors.type_error(path, labels, "a map of string keys to string values")
+    if not isinstance(mapping, dict):
+        errors.type_error(path, mapping, "a map of string keys to string values")
         return
-    for key, value in labels.items():
+    for key, value in mapping.items():
         check_qualified_name(errors, path, key)
         if not isinstance(value, str):
             errors.type_error(f"{path}.{key}", value, "a string")
-        elif len(value) > 63 or not LABEL_VALUE.match(value):
+        elif check_value is not None:
+            check_value(value)
+
+
+def check_labels(errors: FieldErrors, path: str, labels: Any) -> None:
+    def check_value(value: str) -> None:
+        if len(value) > 63 or not LABEL_VALUE.match(value):
             errors.invalid(path, value, "a valid label must be an empty string or consist of alphanumeric "
                            "characters, '-', '_' or '.', and must start and end with an alphanumeric character "
                            "(at most 63 characters)")
+    _check_string_map(errors, path, labels, check_value)
 
 
 def check_qualified_name(errors: FieldErrors, path: str, key: Any) -> None:
@@ -149,15 +157,7 @@ def check_qualified_name(errors: FieldErrors, path: str, key: Any) -> None:
 
 
 def check_annotations(errors: FieldErrors, path: str, annotations: Any) -> None:
-    if annotations is None:
-        return
-    if not isinstance(annotations, dict):
-        errors.type_error(path, annotations, "a map of string keys to string values")
-        return
-    for key, value in annotations.items():
-        check_qualified_name(errors, path, key)
-        if not isinstance(value, str):
-            errors.type_error(f"{path}.{key}", value, "a string")
+    _check_string_map(errors, path, annotations)
 
 
 def check_metadata(errors: FieldErrors, obj: dict, name_rule: str, namespaced: bool) -> None:

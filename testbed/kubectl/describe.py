@@ -88,6 +88,17 @@ def _meta(obj: dict) -> tuple[str, str]:
     return obj["metadata"]["name"], obj["metadata"].get("namespace", "")
 
 
+def _header(obj: dict) -> "PrefixWriter":
+    """A writer that already holds kubectl's common head: Name, Namespace, Labels, Annotations."""
+    w = PrefixWriter()
+    name, namespace = _meta(obj)
+    w(0, f"Name:\t{name}\n")
+    w(0, f"Namespace:\t{namespace}\n")
+    w.labels("Labels", obj["metadata"].get("labels"))
+    w.annotations("Annotations", obj["metadata"].get("annotations"))
+    return w
+
+
 def _controller(obj: dict) -> str:
     for ref in obj["metadata"].get("ownerReferences") or []:
         if ref.get("controller"):
@@ -412,12 +423,8 @@ def describe_service(service: dict, ctx: DescribeContext) -> str:
 
 
 def describe_endpoints(endpoints: dict, ctx: DescribeContext) -> str:
-    w = PrefixWriter()
+    w = _header(endpoints)
     name, namespace = _meta(endpoints)
-    w(0, f"Name:\t{name}\n")
-    w(0, f"Namespace:\t{namespace}\n")
-    w.labels("Labels", endpoints["metadata"].get("labels"))
-    w.annotations("Annotations", endpoints["metadata"].get("annotations"))
     w(0, "Subsets:\n")
     for subset in endpoints.get("subsets") or []:
         for key, title in (("addresses", "Addresses"), ("notReadyAddresses", "NotReadyAddresses")):
@@ -434,12 +441,8 @@ def describe_endpoints(endpoints: dict, ctx: DescribeContext) -> str:
 
 
 def describe_endpoint_slice(endpoint_slice: dict, ctx: DescribeContext) -> str:
-    w = PrefixWriter()
+    w = _header(endpoint_slice)
     name, namespace = _meta(endpoint_slice)
-    w(0, f"Name:\t{name}\n")
-    w(0, f"Namespace:\t{namespace}\n")
-    w.labels("Labels", endpoint_slice["metadata"].get("labels"))
-    w.annotations("Annotations", endpoint_slice["metadata"].get("annotations"))
     w(0, f"AddressType:\t{endpoint_slice.get('addressType', '')}\n")
     ports = endpoint_slice.get("ports") or []
     if not ports:
@@ -670,12 +673,8 @@ def _decoded_size(value) -> int:
 
 
 def describe_config_map(configmap: dict, ctx: DescribeContext) -> str:
-    w = PrefixWriter()
+    w = _header(configmap)
     name, namespace = _meta(configmap)
-    w(0, f"Name:\t{name}\n")
-    w(0, f"Namespace:\t{namespace}\n")
-    w.labels("Labels", configmap["metadata"].get("labels"))
-    w.annotations("Annotations", configmap["metadata"].get("annotations"))
     w(0, "\nData\n====\n")
     for key in sorted(configmap.get("data") or {}):
         w(0, f"{key}:\n----\n{configmap['data'][key]}\n\n")
@@ -688,12 +687,8 @@ def describe_config_map(configmap: dict, ctx: DescribeContext) -> str:
 
 
 def describe_secret(secret: dict, ctx: DescribeContext) -> str:
-    w = PrefixWriter()
+    w = _header(secret)
     name, namespace = _meta(secret)
-    w(0, f"Name:\t{name}\n")
-    w(0, f"Namespace:\t{namespace}\n")
-    w.labels("Labels", secret["metadata"].get("labels"))
-    w.annotations("Annotations", secret["metadata"].get("annotations"))
     w(0, f"\nType:\t{secret.get('type', 'Opaque')}\n")
     w(0, "\nData\n====\n")
     sizes = {k: len(str(v).encode()) for k, v in (secret.get("stringData") or {}).items()}
