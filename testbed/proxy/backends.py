@@ -101,8 +101,8 @@ def make_dataplane(mode: str, emulation: "Emulation"):
         from ..sdn.dataplane import SdnDataPlane
         return SdnDataPlane(emulation)
     if mode == "ipvs" and not kernel_has_ipvs():
-        raise TestbedError("ipvs mode needs the kernel's IPVS (ip_vs module), which this kernel does not have; "
-                           "`testbed render ipvs` still shows the rules")
+        raise TestbedError("ipvs mode needs the kernel's IPVS (ip_vs module), which this kernel does not have "
+                           "(and the testbed's ipvs proxier is not implemented yet)")
     if mode in NOT_YET:
         raise TestbedError(NOT_YET[mode])
     raise TestbedError(f"unknown proxy mode {mode!r}")
