@@ -11,8 +11,8 @@ pytestmark = pytest.mark.usefixtures("require_root")
 
 
 @pytest.mark.parametrize("topo", [t for t in available() if t != "default"])
-def test_topology_carries_service_traffic(topo):
-    with Cluster(topo=topo, seed=5) as cluster:
+def test_topology_carries_service_traffic(topo, proxy_mode):
+    with Cluster(topo=topo, seed=5, proxy_mode=proxy_mode) as cluster:
         cluster.apply("examples/myapp.yaml")
         pods = {p["metadata"]["name"] for p in cluster.get("pods") if p["metadata"]["name"].startswith("myapp-")}
         client = cluster.client()
