@@ -145,3 +145,20 @@ def test_backend_commands():
     assert legacy.save_command == "iptables-legacy-save"
     with pytest.raises(ValueError):
         IptablesProxier(FakeIptablesRunner(), NODE, "iptables")
+
+
+def test_memoised_rendering_equals_fresh_rendering():
+    """build_ruleset(memo=...) reuses rules of unchanged ports; the text must not differ."""
+    import dataclasses
+    from testbed.proxy.iptables import build_ruleset
+    from testbed.proxy.model import Endpoint, NodeInfo, ServicePort
+    node = NodeInfo("node1", "172.18.0.10", "10.244.0.0/24", "10.244.0.0/16")
+    ports = [ServicePort("default", f"s{i}", "", "TCP", 80, f"10.96.1.{i + 1}",
+                         endpoints=(Endpoint(f"10.244.{i % 3}.{i + 2}", 8080, f"node{i % 3 + 1}"),))
+             for i in range(20)]
+    memo: dict = {}
+    assert build_ruleset(ports, node, memo=memo).restore_text() == build_ruleset(ports, node).restore_text()
+    ports[3] = dataclasses.replace(ports[3], endpoints=())
+    del ports[7]
+    assert build_ruleset(ports, node, memo=memo).restore_text() == build_ruleset(ports, node).restore_text()
+    assert len(memo) == 19
