@@ -188,9 +188,7 @@ class Kubelet:
         host, sandbox = self.emulation.create_pod_sandbox(pod, podfiles.pod_hostname(pod), etc)
         runtime = PodRuntime(namespace, name, pod["metadata"]["uid"], pod["spec"]["nodeName"],
                              pod["status"]["podIP"], host, sandbox, pod_dir)
-        with self.cp.lock:
-            services = [copy_object(s) for s in self.cp.store.list("Service")]
-        service_vars = podfiles.service_env(services, namespace, pod["spec"].get("enableServiceLinks", True))
+        service_vars = self._service_vars(pod)
         host.export_env(service_vars, pod_dir / "service.env")
         for container in pod["spec"].get("containers") or []:
             c = ContainerRuntime(container["name"], container, workload_for(pod, container))
@@ -242,10 +240,7 @@ class Kubelet:
                 c.spec = container
                 c.workload = workload_for(pod, container)
                 c.restarts += 1
-                with self.cp.lock:
-                    services = [copy_object(s) for s in self.cp.store.list("Service")]
-                self._start_container(runtime, c, pod,
-                                      podfiles.service_env(services, runtime.namespace))
+                self._start_container(runtime, c, pod, self._service_vars(pod))
         self._report(runtime)
 
     # -- teardown --------------------------------------------------------------------------
@@ -376,10 +371,18 @@ class Kubelet:
         with self.cp.lock:
             stored = self.cp.store.get("Pod", runtime.namespace, runtime.name)
             pod = copy_object(stored) if stored else None
-            services = [copy_object(s) for s in self.cp.store.list("Service")]
         if pod is None:
             return
-        self._start_container(runtime, c, pod, podfiles.service_env(services, runtime.namespace))
+        self._start_container(runtime, c, pod, self._service_vars(pod))
+
+    def _service_vars(self, pod: dict) -> dict[str, str]:
+        """The Service variables a container of `pod` starts with (computed at every container
+        start, as the kubelet does; enableServiceLinks honoured). The Service list is a snapshot:
+        stored objects are replaced, never changed in place, so no copies are needed."""
+        with self.cp.lock:
+            services = self.cp.store.list("Service")
+        return podfiles.service_env(services, pod["metadata"]["namespace"],
+                                    pod["spec"].get("enableServiceLinks", True))
 
     def _pod_spec(self, runtime: PodRuntime) -> dict | None:
         with self.cp.lock:

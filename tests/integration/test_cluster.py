@@ -4,7 +4,7 @@ import collections
 import re
 import subprocess
 import time
-
+from pathlib import Path
 
 from testbed.net import addressing
 
@@ -287,6 +287,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: sick}
 spec:
+  enableServiceLinks: false
   containers:
   - name: web
     image: nginx
@@ -299,4 +300,14 @@ spec:
         restarts = live.get("pod", "sick")["status"]["containerStatuses"][0]["restartCount"]
         time.sleep(0.2)
     assert restarts >= 1
+    # the restarted container's environment still honours enableServiceLinks: false
+    container = live.emulation.kubelet.pods[("default", "sick")].containers["web"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (container.pid is None or not Path(
+            f"/proc/{container.pid}/task/{container.pid}/children").read_text().split()):
+        time.sleep(0.1)
+    child = Path(f"/proc/{container.pid}/task/{container.pid}/children").read_text().split()[0]
+    env = Path(f"/proc/{child}/environ").read_bytes().decode().split("\0")
+    assert any(v.startswith("KUBERNETES_SERVICE_HOST=") for v in env)
+    assert not any(v.startswith("MYAPP_SVC_SERVICE_HOST=") for v in env)
     live.delete("pod", "sick")
