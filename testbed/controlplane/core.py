@@ -481,10 +481,7 @@ class ControlPlane:
     def delete(self, kind: str, name: str, namespace: str = "default") -> str:
         with self.lock:
             info = KINDS[kind]
-            ns = namespace if info.namespaced else ""
-            obj = self.store.get(kind, ns, name)
-            if obj is None:
-                raise NotFound(f'{info.plural}{"." + info.group if info.group else ""} "{name}" not found')
+            obj = self._existing(kind, name, namespace)
             if kind == "Node":
                 raise TestbedError("nodes come from the topology and cannot be deleted")
             self._delete_tree(obj)

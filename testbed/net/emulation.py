@@ -26,6 +26,7 @@ from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.node import OVSSwitch
 
+from ..controlplane.endpoints import pod_is_ready
 from ..errors import TestbedError
 from ..proxy.model import NodeInfo
 from ..topology import Topology
@@ -420,9 +421,7 @@ class Emulation:
         while time.monotonic() < deadline:
             self.settle(max(0.1, deadline - time.monotonic()))
             with self.cp.lock:
-                unready = [p["metadata"]["name"] for p in self.cp.store.list("Pod")
-                           if not any(c.get("type") == "Ready" and c.get("status") == "True"
-                                      for c in (p.get("status") or {}).get("conditions") or [])]
+                unready = [p["metadata"]["name"] for p in self.cp.store.list("Pod") if not pod_is_ready(p)]
             if not unready:
                 return
             time.sleep(0.05)
