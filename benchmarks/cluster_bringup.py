@@ -10,7 +10,6 @@ datapath, proxy mode and kernel recorded.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testbed import Cluster  # noqa: E402
+from common import write_result  # noqa: E402
 
 WORKLOAD = """
 apiVersion: apps/v1
@@ -78,11 +78,7 @@ def main() -> None:
               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                        text=True).stdout.strip(),
               "runs": runs, "median_bring_up_seconds": median}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"bench-bringup-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(report, indent=1))
-    print(f"wrote {path}")
+    write_result(args.out, "bringup", report)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testbed.controlplane import ClusterConfig, ControlPlane  # noqa: E402
 from testbed.manifests import parse_objects, parse_text  # noqa: E402
+from common import write_result  # noqa: E402
 
 
 def endpoint_objects(n: int) -> list[dict]:
@@ -129,11 +130,7 @@ def main() -> None:
               f"process RSS {row['rss_before_apply_mb']} MB before (input built), "
               f"peak {row['rss_peak_after_apply_mb']} MB")
     print(f"YAML parse of the endpoints-shape input: {report['yaml_parse_seconds']} s")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"bench-controlplane-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(report, indent=1))
-    print(f"wrote {path}")
+    write_result(args.out, "controlplane", report)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Usage: .venv/bin/python benchmarks/dns_update.py [--sizes 10 1000 10000] [--repe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -33,6 +32,7 @@ from testbed.dns import UnboundServer, cluster_records, dns_query  # noqa: E402
 from testbed.dns.records import RecordDiff  # noqa: E402
 from testbed.net.addressing import CLUSTER_CIDR, SERVICE_CIDR  # noqa: E402
 from testbed.net.runner import NamespaceRunner  # noqa: E402
+from common import write_result  # noqa: E402
 
 FORMAT = "testbed-bench-dns/1"
 HEADLESS_EVERY = 10
@@ -167,11 +167,7 @@ def main(argv: list[str] | None = None) -> Path:
     finally:
         subprocess.run(["ip", "netns", "delete", netns], check=False)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench-dns-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"format": FORMAT, "meta": meta, "runs": runs}, indent=1))
-    print(f"wrote {path}")
-    return path
+    return write_result(args.out, "dns", {"format": FORMAT, "meta": meta, "runs": runs})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import subprocess
@@ -32,7 +31,7 @@ from testbed.net.addressing import node_ip, node_pod_cidr  # noqa: E402
 from testbed.net.runner import NamespaceRunner  # noqa: E402
 from testbed.proxy.iptables import IptablesProxier, build_ruleset  # noqa: E402
 from testbed.proxy.model import NodeInfo, ServicePort  # noqa: E402
-from synthetic import NODEPORT_EVERY, NODES, endpoint, service_ports  # noqa: E402
+from common import NODEPORT_EVERY, NODES, endpoint, service_ports, write_result  # noqa: E402
 
 FORMAT = "testbed-bench-iptables/1"
 BACKENDS = {"nft": "iptables-nft-restore", "legacy": "iptables-legacy-restore"}
@@ -121,11 +120,7 @@ def main(argv: list[str] | None = None) -> Path:
         for count in args.sizes:
             samples += run_backend_size(backend, count, args.repeats)
     print_table(samples)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench-iptables-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"format": FORMAT, "meta": meta, "runs": samples}, indent=1))
-    print(f"wrote {path}")
-    return path
+    return write_result(args.out, "iptables", {"format": FORMAT, "meta": meta, "runs": samples})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import statistics
@@ -31,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from testbed.net.ovs import OvsDaemons, choose_datapath, vsctl  # noqa: E402
-from synthetic import NODES, endpoint, service_ports  # noqa: E402
+from common import NODES, endpoint, service_ports, write_result  # noqa: E402
 from testbed.sdn.client import SdnControllerProcess  # noqa: E402
 from testbed.sdn.topology import Topology  # noqa: E402
 
@@ -127,11 +126,7 @@ def main() -> None:
         controller.stop()
         vsctl("--if-exists", "del-br", BRIDGE, check=False)
 
-    out_dir = REPO / "results"
-    out_dir.mkdir(exist_ok=True)
-    path = out_dir / f"bench-sdn-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=1))
-    print(f"wrote {path}")
+    write_result(REPO / "results", "sdn", result)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
-"""Synthetic Service ports shared by the data-plane benchmarks: N Services with 2 endpoints each,
-spread over 3 nodes' pod CIDRs, every fourth a NodePort (the same load for iptables and SDN)."""
+"""What the benchmarks share: the synthetic Service load of the data-plane benchmarks (N Services
+with 2 endpoints each, spread over 3 nodes' pod CIDRs, every fourth a NodePort: the same load for
+iptables and SDN), and how a run's JSON is written to results/."""
 from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
 
 from testbed.net.addressing import SERVICE_CIDR
 from testbed.proxy.model import Endpoint, ServicePort
@@ -28,3 +33,13 @@ def service_ports(count: int) -> list[ServicePort]:
             node_port=FIRST_NODE_PORT + i // NODEPORT_EVERY if nodeport else None,
             endpoints=(endpoint(i, 0), endpoint(i, 1))))
     return ports
+
+
+def write_result(out_dir: str | Path, name: str, report: dict) -> Path:
+    """results/bench-<name>-<timestamp>.json; prints and returns the path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=1))
+    print(f"wrote {path}")
+    return path
