@@ -60,7 +60,8 @@ class ControlPlane:
         self._queues: tuple[deque, ...] = (deque(), deque(), deque())
         self._queued: set[tuple[str, tuple]] = set()
         # indexes
-        self._pod_info: dict[tuple[str, str], tuple[dict, str | None, str | None]] = {}
+        # pod -> (labels, controller ownerReference or None, node): what its index entries were
+        self._pod_info: dict[tuple[str, str], tuple[dict, dict | None, str | None]] = {}
         self._pods_by_label: dict[tuple[str, str, str], set[str]] = defaultdict(set)
         self.pods_by_owner: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self.pods_by_node: dict[str, set[tuple[str, str]]] = defaultdict(set)
@@ -234,19 +235,19 @@ class ControlPlane:
             for k, v in old_labels.items():
                 self._pods_by_label[(ns, k, v)].discard(name)
             if old_owner:
-                self.pods_by_owner[old_owner].discard(key)
+                self.pods_by_owner[old_owner["uid"]].discard(key)
             if old_node:
                 self.pods_by_node[old_node].discard(key)
             if old_labels != new_labels:  # Services that selected the pod before, and no longer
                 self._enqueue_services_for(ns, old_labels)
         if pod is None:
-            if old and old[1]:
-                self._enqueue_owner(ns, old[1])
+            if old and old[1]:  # its controller must replace it
+                self._enqueue(old[1]["kind"], (ns, old[1]["name"]))
             return
         labels = dict(pod["metadata"].get("labels") or {})
         owner = workloads.controller_of(pod)
         node = pod["spec"].get("nodeName")
-        self._pod_info[key] = (labels, owner["uid"] if owner else None, node)
+        self._pod_info[key] = (labels, owner, node)
         for k, v in labels.items():
             self._pods_by_label[(ns, k, v)].add(name)
         if owner:
@@ -259,12 +260,6 @@ class ControlPlane:
         if self.hollow_kubelet:
             self._enqueue("kubelet", key)
         self._enqueue_services_for(ns, labels)
-
-    def _enqueue_owner(self, ns: str, owner_uid: str) -> None:
-        for kind in ("ReplicaSet", "ReplicationController"):
-            for obj in self.store.list(kind, ns):
-                if obj["metadata"]["uid"] == owner_uid:
-                    self._enqueue(kind, (ns, obj["metadata"]["name"]))
 
     def _enqueue_services_for(self, ns: str, labels: dict) -> None:
         candidates: set[str] = set()
