@@ -22,8 +22,11 @@ $(STAMP): packages.apt requirements.txt pyproject.toml
 demo: setup
 	$(VENV)/bin/testbed demo
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q tests
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 unit: setup
 	$(PY) -m pytest -q -m "not integration" tests

@@ -30,7 +30,7 @@ def report(frame, out_dir: Path) -> list[str]:
     lines = ["| mode | algorithm | backends | min share | max share | errors |", "|---|---|---|---|---|---|"]
     groups = frame.groupby(["mode", "algorithm"])
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for i, ((mode, algorithm), group) in enumerate(groups):
+    for (mode, algorithm), group in groups:
         shares = group.groupby("backend")["share"].mean().sort_index()
         lines.append(f"| {mode} | {algorithm} | {len(shares)} | {shares.min():.3f} | {shares.max():.3f} | "
                      f"{int(group['errors'].sum())} |")

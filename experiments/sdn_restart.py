@@ -60,6 +60,7 @@ def report(frame, out_dir: Path) -> list[str]:
     lines = ["| event | algorithm | Services | flows/bridge | connections held | lost | restart to programmed s "
              "| new conns ok / failed |", "|---|---|---|---|---|---|---|---|"]
     for _, r in frame.iterrows():
-        lines.append(f"| {r['event']} | {r['algorithm']} | {r['services']} | {r['flows_per_bridge']} | {r['opened']} | {r['lost']} | "
+        lines.append(f"| {r['event']} | {r['algorithm']} | {r['services']} | {r['flows_per_bridge']} "
+                     f"| {r['opened']} | {r['lost']} | "
                      f"{r['restart_to_programmed_seconds']:.2f} | {r['new_connections_ok']} / {r['new_connections_failed']} |")
     return lines

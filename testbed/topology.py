@@ -75,7 +75,7 @@ def parse_topology(data: dict, source: str = "<topology>") -> Topology:
         if len(link) != 2 or not all(end in nodes + switches for end in link):
             fail(f"links: {list(link)}: a link joins two known nodes or switches")
     for node in nodes:
-        uplinks = [l for l in links if node in l]
+        uplinks = [link for link in links if node in link]
         if len(uplinks) != 1 or not any(end in switches for end in uplinks[0] if end != node):
             fail(f"node {node}: must have exactly one link, to a switch")
     external = data.get("external")

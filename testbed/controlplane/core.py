@@ -413,7 +413,7 @@ class ControlPlane:
             results: list[str] = []
             try:
                 with self.store.transaction():
-                    for doc, obj, old in admitted:
+                    for _doc, obj, old in admitted:
                         results.append(self._write(obj, old))
                     admission.commit()
             except BaseException:

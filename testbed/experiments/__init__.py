@@ -1,6 +1,7 @@
 """Experiments: declared parameter grids, run by one harness, reported separately.
 
-Experiments live in the repository's experiments/ folder, one module each. A module defines NAME, DESCRIPTION, GRID (parameter -> list of values; the harness runs
+Experiments live in the repository's experiments/ folder, one module each. A module defines NAME,
+DESCRIPTION, GRID (parameter -> list of values; the harness runs
 their product), REPEATS, `run(point, repeat) -> list[dict]` (raw rows, one per probe or sample) and
 `report(frame, out_dir) -> list[str]` (markdown lines, plots written to out_dir). The harness adds the
 run's metadata to every row and writes an immutable results folder:

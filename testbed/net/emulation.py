@@ -215,7 +215,7 @@ class Emulation:
                 "net.ipv4.conf.eth0.send_redirects=0 net.ipv4.conf.all.rp_filter=0 "
                 "net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.default.rp_filter=0",
             ]
-            for other, other_node in enumerate(self.node_names):
+            for other in range(len(self.node_names)):
                 if other != index:
                     commands.append(f"ip route add {addressing.node_pod_cidr(other)} via {addressing.node_ip(other)}")
             commands += self.dataplane.node_setup_commands(node)

@@ -23,7 +23,7 @@ def list_testbed_bridges() -> list[str]:
 
 def tb_interfaces() -> list[str]:
     links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout)
-    return [l["ifname"] for l in links if l["ifname"].startswith("tb")]
+    return [link["ifname"] for link in links if link["ifname"].startswith("tb")]
 
 
 def test_leaving_the_with_block_removes_everything_and_host_rules_are_unchanged(proxy_mode):

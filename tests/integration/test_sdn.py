@@ -220,7 +220,7 @@ def test_restarted_controller_repairs_flows_changed_while_it_was_down(wiring):
 def frontend_packets(bridge: str, vip: str) -> int:
     out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge, "table=10"],
                          capture_output=True, text=True, check=True).stdout
-    line = next(l for l in out.splitlines() if f"nw_dst={vip}," in l)
+    line = next(entry for entry in out.splitlines() if f"nw_dst={vip}," in entry)
     return int(re.search(r"n_packets=(\d+)", line).group(1))
 
 

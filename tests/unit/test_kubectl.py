@@ -80,7 +80,7 @@ def test_get_pods_and_wide_columns(kubectl, cluster):
     pods = {p["metadata"]["name"]: p for p in cluster.get("Pod")}
     rows = table(text)[1:]
     assert len(rows) == 3
-    for name, ready, status, restarts, age, ip, node, nominated, gates in rows:
+    for name, ready, status, restarts, _age, ip, node, nominated, gates in rows:
         assert (ready, status, restarts, nominated, gates) == ("1/1", "Running", "0", "<none>", "<none>")
         assert (ip, node) == (pods[name]["status"]["podIP"], pods[name]["spec"]["nodeName"])
 

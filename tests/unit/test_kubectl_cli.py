@@ -81,7 +81,7 @@ def test_cli_help_covers_the_kubectl_verbs(kubectl, tmp_path):
     names = cli.get_names()
     for verb in ("do_kubectl", "do_k", "do_get", "do_describe", "do_apply", "do_rollout", "do_api-resources"):
         assert verb in names
-    assert "Usage: get TYPE" in getattr(cli, "do_get").__doc__
+    assert "Usage: get TYPE" in cli.do_get.__doc__
 
 
 def test_comments_are_cut_only_outside_quotes():

@@ -28,7 +28,8 @@ def test_same_match_and_priority_from_two_owners_is_an_error():
 
 
 def test_two_flows_at_one_priority_matching_one_packet_is_an_error():
-    sw = switch(Flow(0, 10, match(in_port=1), (Output(2),), A), Flow(0, 10, match(tcp_dst=80, eth_type=0x800, ip_proto=6), (Output(3),), A))
+    sw = switch(Flow(0, 10, match(in_port=1), (Output(2),), A),
+                Flow(0, 10, match(tcp_dst=80, eth_type=0x800, ip_proto=6), (Output(3),), A))
     with pytest.raises(FakeOpenFlowError):
         sw.process(packet())
     assert sw.process(packet(in_port=3, tcp_dst=81)).outputs == []
