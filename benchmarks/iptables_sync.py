@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from testbed.net.addressing import node_ip, node_pod_cidr  # noqa: E402
 from testbed.net.runner import NamespaceRunner  # noqa: E402
-from testbed.proxy.iptables import IptablesProxier, build_ruleset  # noqa: E402
+from testbed.backends.iptables import IptablesProxier, build_ruleset  # noqa: E402
 from testbed.proxy.model import NodeInfo, ServicePort  # noqa: E402
 from common import NODEPORT_EVERY, NODES, endpoint, service_ports, write_result  # noqa: E402
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testbed.experiments.common import algorithm_annotations, cluster_for, connection_rate, data_plane_label, deployment
+from testbed.experiments.common import (algorithm_annotations, cluster_for, connection_rate, data_plane_label, deployment,
+                                        mode_labels)
 
 NAME = "lb-distribution"
 DESCRIPTION = "share of new connections each endpoint gets (modes x algorithms)"
-GRID = {"mode": ["iptables", "sdn"], "algorithm": ["random", "rr", "sh", "maglev"], "replicas": [3], "seconds": [5.0]}
+GRID = {"mode": mode_labels(), "algorithm": ["random", "rr", "sh", "maglev"], "replicas": [3], "seconds": [5.0]}
 REPEATS = 1
 
 

@@ -23,7 +23,6 @@ def run(point: dict, repeat: int) -> list[dict]:
     with cluster_for("sdn", seed=repeat + 1) as cluster:
         if point["services"]:  # load the bridges with that many more Services (rules only, no pods;
             # in their own namespace, so the test pods' environment stays small)
-            cluster.emulation.settle_timeout = max(60.0, point["services"] * 0.01)
             cluster.apply(selectorless_services(point["services"], namespace="scale"))
         cluster.apply(deployment("hold", 3, annotations=annotations))
         label = data_plane_label(cluster)

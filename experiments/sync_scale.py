@@ -4,11 +4,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from testbed.experiments.common import cluster_for, data_plane_label, selectorless_services
+from testbed.experiments.common import cluster_for, data_plane_label, mode_labels, selectorless_services
 
 NAME = "sync-scale"
 DESCRIPTION = "data-plane sync time at N Services (full, and one Service changed) per mode"
-GRID = {"mode": ["iptables", "iptables-legacy", "sdn"], "services": [1, 100, 1000]}
+GRID = {"mode": mode_labels(), "services": [1, 100, 1000]}
 REPEATS = 1
 
 
@@ -27,7 +27,6 @@ def run(point: dict, repeat: int) -> list[dict]:
     count = point["services"]
     with cluster_for(point["mode"], cluster_dns=False) as cluster:
         label = data_plane_label(cluster)
-        cluster.emulation.settle_timeout = max(60.0, count * 0.05)
         full_sync, full_wall, full_syncs = _sync_time_of(cluster, lambda: cluster.apply(selectorless_services(count)))
         # one more Service among N
         change_sync, change_wall, _ = _sync_time_of(cluster, lambda: cluster.apply(selectorless_services(1, offset=count)))

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from testbed.experiments.common import cluster_for, data_plane_label
+from testbed.experiments.common import cluster_for, data_plane_label, mode_labels
 
 NAME = "throughput"
 DESCRIPTION = "iperf3 through the ClusterIP vs. straight to the pod IP (modes)"
-GRID = {"mode": ["iptables", "sdn"], "seconds": [5]}
+GRID = {"mode": mode_labels(), "seconds": [5]}
 REPEATS = 3
 
 

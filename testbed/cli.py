@@ -10,14 +10,12 @@ import sys
 
 from .errors import ManifestError, TestbedError
 
-RENDER_MODES = ("iptables", "nftables", "ipvs", "openflow")
 
-
-def _load_control_plane(paths: list[str], topo: str, seed: int | None = 1):
+def _load_control_plane(paths: list[str], topo: str, seed: int | None = 1, service_cidr: str | None = None):
     """A network-less cluster with the manifests applied (for validate and render)."""
     from .cluster import Cluster
     from .manifests import load
-    cluster = Cluster(topo=topo, network=False, seed=seed)
+    cluster = Cluster(topo=topo, network=False, seed=seed, service_cidr=service_cidr)
     if paths:
         cluster.control_plane.apply(load(paths))
     return cluster
@@ -27,7 +25,7 @@ def cmd_validate(args) -> int:
     from .cluster import Cluster
     from .manifests import load
     documents = load(args.filename)
-    problems = Cluster(topo=args.topo, network=False).control_plane.validate(documents)
+    problems = Cluster(topo=args.topo, network=False, service_cidr=args.service_cidr).control_plane.validate(documents)
     if problems:
         raise ManifestError(problems)
     files = len({d.source.rsplit(":", 1)[0] for d in documents})
@@ -37,14 +35,15 @@ def cmd_validate(args) -> int:
 
 def cmd_render(args) -> int:
     from .proxy.render import render
-    cluster = _load_control_plane(args.filename, args.topo)
+    cluster = _load_control_plane(args.filename, args.topo, service_cidr=args.service_cidr)
     print(render(args.mode, cluster, node=args.node, cluster_cidr=args.cluster_cidr), end="")
     return 0
 
 
 def cmd_up(args) -> int:
     from .shell import run_interactive
-    return run_interactive(args.filename, topo=args.topo, proxy_mode=args.proxy_mode)
+    return run_interactive(args.filename, topo=args.topo, proxy_mode=args.proxy_mode, service_cidr=args.service_cidr,
+                           options=_backend_options(args))
 
 
 def cmd_demo(args) -> int:
@@ -78,7 +77,28 @@ def cmd_report(args) -> int:
     return 0
 
 
+SERVICE_CIDR_HELP = "kube-apiserver's --service-cluster-ip-range (default 10.96.0.0/12)"
+
+
+def _add_backend_options(parser: argparse.ArgumentParser, backends) -> None:
+    """Every backend's options as --flags (they apply when that mode is chosen)."""
+    seen = set()
+    for backend in backends.values():
+        for option in backend.options:
+            if option.name in seen:
+                continue
+            seen.add(option.name)
+            parser.add_argument("--" + option.name.replace("_", "-"), dest=f"backend_{option.name}",
+                                choices=option.choices, help=f"{backend.mode} mode: {option.help} (default {option.default})")
+
+
+def _backend_options(args) -> dict:
+    return {k[len("backend_"):]: v for k, v in vars(args).items() if k.startswith("backend_") and v is not None}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .proxy.backend import all_backends, render_formats
+    backends = all_backends()
     parser = argparse.ArgumentParser(prog="testbed", description="Kubernetes Service networking testbed "
                                      "(Mininet + Open vSwitch)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,26 +106,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check manifests as the API server would")
     p.add_argument("-f", "--filename", action="append", required=True, help="file, directory or - (stdin)")
     p.add_argument("--topo", default="default", help="topology (its nodes matter for some checks)")
+    p.add_argument("--service-cidr", help=SERVICE_CIDR_HELP)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("render", help="print what a node's data plane gets (no root needed)")
-    p.add_argument("mode", choices=RENDER_MODES)
+    p.add_argument("mode", metavar="FORMAT", choices=list(render_formats()),
+                   help="; ".join(f"{f}: {b.mode} mode" for f, b in render_formats().items()))
     p.add_argument("-f", "--filename", action="append", default=[], help="file, directory or - (stdin)")
     p.add_argument("--node", help="node to render for (default: the first node)")
     p.add_argument("--topo", default="default")
     p.add_argument("--cluster-cidr", help="kube-proxy's --cluster-cidr (default: the testbed's pod CIDR)")
+    p.add_argument("--service-cidr", help=SERVICE_CIDR_HELP)
     p.set_defaults(func=cmd_render)
 
-    from .cluster import PROXY_MODES
     p = sub.add_parser("up", help="bring a cluster up with an interactive CLI (needs root)")
     p.add_argument("-f", "--filename", action="append", default=[])
     p.add_argument("--topo", default="default")
-    p.add_argument("--proxy-mode", default="iptables", choices=PROXY_MODES)
+    p.add_argument("--proxy-mode", default="iptables", choices=list(backends))
+    p.add_argument("--service-cidr", help=SERVICE_CIDR_HELP)
+    _add_backend_options(p, backends)
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("demo", help="bring up the default cluster with the example manifests and show them working")
     p.add_argument("--topo", default="default")
-    p.add_argument("--proxy-mode", default="iptables", choices=PROXY_MODES)
+    p.add_argument("--proxy-mode", default="iptables", choices=list(backends))
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("experiment", help="list or run experiments")

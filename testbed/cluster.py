@@ -2,23 +2,31 @@
 
 A Cluster is a control plane (always) plus, with `network=True` (the default), an emulated network that
 carries real traffic: Mininet namespaces for nodes and pods, Open vSwitch bridges, real workload
-processes, cluster DNS and the chosen Service data plane. With `network=False` it is the control plane
-alone (pods are run by the hollow kubelet), which needs no root and starts in milliseconds.
+processes, the add-ons (cluster DNS, ...) and the chosen Service data plane. With `network=False` it
+is the control plane alone (pods are run by the hollow kubelet), which needs no root and starts in
+milliseconds.
+
+Proxy modes come from the backend registry (testbed/proxy/backend.py); a backend's options are
+given as keywords (`Cluster(proxy_mode="iptables", iptables_backend="legacy")`).
 """
 from __future__ import annotations
 
+import ipaddress
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+from .components import resolve_addons
 from .controlplane import ClusterConfig, ControlPlane
 from .errors import Problem, TestbedError
 from .kinds import KINDS, lookup_kind
-from .manifests import from_source
+from .manifests import from_source, parse_objects
+from .proxy.backend import get_backend
 from .topology import Topology, load_topology
 
-PROXY_MODES = ("userspace", "iptables", "ipvs", "nftables", "sdn")
+EMULATION_OPTIONS = ("datapath", "stall_timeout")
+CLIENT_POD = "client"
 
 
 def resolve_kind(kind: str) -> str:
@@ -28,18 +36,47 @@ def resolve_kind(kind: str) -> str:
     return info.kind
 
 
+def _cidr(value: str, flag: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as err:
+        raise TestbedError(f"{flag}: invalid CIDR {value!r}: {err}") from None
+    if network.version != 4:
+        raise TestbedError(f"{flag}: {value}: the emulation is IPv4-only")
+    return str(network)
+
+
 class Cluster:
     def __init__(self, topo: str | Topology = "default", proxy_mode: str = "iptables", *,
-                 network: bool = True, seed: int | None = None, cluster_dns: bool = True, **network_options: Any):
-        if proxy_mode not in PROXY_MODES:
-            raise TestbedError(f"unknown proxy mode {proxy_mode!r}: choose one of {', '.join(PROXY_MODES)}")
-        self.topology = topo if isinstance(topo, Topology) else load_topology(topo)
+                 network: bool = True, seed: int | None = None, cluster_dns: bool = True,
+                 addons: Sequence[str] | None = None, service_cidr: str | None = None,
+                 **options: Any):
+        """`addons`: the add-ons to install (default: all default ones; `cluster_dns=False` leaves
+        out the DNS add-on). `service_cidr`: kube-apiserver's --service-cluster-ip-range.
+        Other keywords: the backend's options (e.g. iptables_backend) and the emulation's
+        (datapath="netdev"|"system", stall_timeout seconds)."""
+        self.backend = get_backend(proxy_mode)
         self.proxy_mode = proxy_mode
+        self.topology = topo if isinstance(topo, Topology) else load_topology(topo)
+        backend_option_names = {o.name for o in self.backend.options}
+        unknown = [k for k in options if k not in backend_option_names and k not in EMULATION_OPTIONS]
+        if unknown:
+            raise TestbedError(f"Cluster(): unknown option {unknown[0]!r} (the {proxy_mode} mode takes: "
+                               f"{', '.join(sorted(backend_option_names)) or 'none'}; the emulation: "
+                               f"{', '.join(EMULATION_OPTIONS)})")
+        self.proxy_options = self.backend.resolve_options({k: v for k, v in options.items()
+                                                           if k in backend_option_names})
+        self._emulation_options = {k: v for k, v in options.items() if k in EMULATION_OPTIONS}
+        chosen = resolve_addons(addons)
+        if not cluster_dns:
+            chosen = tuple(a for a in chosen if a.name != "dns")
+        self.addons = chosen
         self.network = network
-        config = ClusterConfig.for_nodes(list(self.topology.nodes), seed=seed, cluster_dns=cluster_dns)
-        self.control_plane = ControlPlane(config, hollow_kubelet=not network)
+        extra = {"service_cidr": _cidr(service_cidr, "--service-cidr")} if service_cidr else {}
+        config = ClusterConfig.for_nodes(list(self.topology.nodes), seed=seed,
+                                         cluster_dns=any(a.name == "dns" for a in chosen), **extra)
+        self.control_plane = ControlPlane(config, hollow_kubelet=not network, addons=chosen)
         self.emulation = None
-        self._network_options = network_options
         self._previous_sigterm = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -47,7 +84,9 @@ class Cluster:
         if self.network and self.emulation is None:
             self._handle_termination()
             from .net.emulation import Emulation
-            self.emulation = Emulation(self.control_plane, self.topology, self.proxy_mode, **self._network_options)
+            self.emulation = Emulation(self.control_plane, self.topology, self.proxy_mode,
+                                       proxy_options=self.proxy_options, addons=self.addons,
+                                       **self._emulation_options)
             try:
                 self.emulation.start()
             except BaseException:
@@ -119,8 +158,15 @@ class Cluster:
         self._settle()
         return line
 
+    def service_ports(self):
+        """What kube-proxy sees now: every proxied Service port with its endpoints
+        (testbed.proxy.model.ServicePort)."""
+        from .proxy.tracker import ports_of
+        with self.control_plane.lock:
+            return ports_of(self.control_plane.store)
+
     def _settle(self) -> None:
-        """With a network, wait (bounded) until pods run and the data plane reflects the change."""
+        """With a network, wait until pods run and every component reflects the change."""
         if self.emulation is not None:
             self.emulation.settle()
 
@@ -140,18 +186,47 @@ class Cluster:
         return self._emulation().pod_host(namespace, name)
 
     def client(self):
-        """A client pod in the default namespace, with cluster DNS and Service environment variables."""
-        return self._emulation().client_pod()
+        """A client pod (`client`, in the default namespace: busybox sleeping, like `kubectl run
+        client --image=busybox`), created on first use, with cluster DNS and the Service
+        environment variables.
+
+        At thousands of Services those variables no longer fit in a process's environment
+        (Kubernetes would fail such a container with "argument list too long"): then the client
+        pod is made with `enableServiceLinks: false`, which keeps it usable at every scale; only
+        the `kubernetes` Service's variables are then set."""
+        emulation = self._emulation()
+        if emulation.kubelet.pods.get(("default", CLIENT_POD)) is None:
+            if self.control_plane.store.get("Pod", "default", CLIENT_POD) is None:
+                from .kubelet.podfiles import fits_exec, service_env
+                with self.control_plane.lock:
+                    services = self.control_plane.store.list("Service")
+                links = fits_exec(service_env(services, "default", True))
+                self.control_plane.apply(parse_objects([{
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": CLIENT_POD, "namespace": "default", "labels": {"run": CLIENT_POD}},
+                    "spec": {"enableServiceLinks": links,
+                             "containers": [{"name": CLIENT_POD, "image": "busybox",
+                                             "command": ["sleep", "infinity"]}]}}], "<client>"))
+            self._settle()
+        return self.pod(CLIENT_POD)
 
     def external(self):
         """A host outside the cluster, in front of the nodes, without cluster DNS."""
         return self._emulation().external_host()
 
-    def exec(self, pod: str, command: str, namespace: str = "default") -> str:
-        return self.pod(pod, namespace).cmd(command)
+    def exec(self, pod: str, command: str, namespace: str = "default", container: str | None = None) -> str:
+        """`kubectl exec POD -- sh -c COMMAND`: runs in the pod with the container's environment
+        (the image's PATH, HOSTNAME, HOME, its env/envFrom, the Service variables) and nothing of
+        the host's; returns the output."""
+        emulation = self._emulation()
+        emulation.pod_runtime(namespace, pod)
+        try:
+            return emulation.kubelet.exec_command(namespace, pod, command, container)
+        except LookupError as err:
+            raise TestbedError(f"error: unable to upgrade connection: {err}") from None
 
-    def logs(self, pod: str, namespace: str = "default") -> str:
-        return self._emulation().pod_logs(namespace, pod)
+    def logs(self, pod: str, namespace: str = "default", container: str | None = None) -> str:
+        return self._emulation().pod_logs(namespace, pod, container)
 
     def wait_ready(self, timeout: float = 30) -> None:
         """Wait until every pod is Ready and every data plane has synced."""

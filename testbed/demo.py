@@ -4,7 +4,7 @@ It brings the cluster up, applies examples/ (the manifests from the articles thi
 from, unchanged) and shows, with real traffic: a ClusterIP Service by name spreading over its
 replicas, the NodePort and the LoadBalancer IP from the external host, session affinity, cluster DNS
 (A, SRV, PTR, CNAME), a deleted pod being replaced while the Service keeps answering, and the rules
-kube-proxy's iptables mode put in a node. Then it tears everything down.
+the chosen mode put in a node for the Service. Then it tears everything down.
 """
 from __future__ import annotations
 
@@ -97,14 +97,17 @@ def run_demo(topo: str = "default", proxy_mode: str = "iptables") -> int:
         if "<no answer>" in answers:
             raise TestbedError("the Service stopped answering after a pod was replaced")
 
-        if proxy_mode == "iptables":
-            _section("what kube-proxy's iptables mode put in node1 for myapp-svc (nat table)")
-            rules = cluster.node("node1").cmd("iptables-save -t nat")
-            svc_chain = next((line.split()[-1] for line in rules.splitlines()
-                              if "default/myapp-svc cluster IP" in line and "-j KUBE-SVC-" in line), None)
-            for line in rules.splitlines():
-                if svc_chain and svc_chain in line or "default/myapp-svc cluster IP" in line:
-                    print("  " + line)
+        backend = cluster.backend
+        if backend.state_command:
+            command = backend.state_command.format(node="node1", bridge=addressing.bridge_name("node1"))
+            _section(f"what the {backend.label(cluster.proxy_options)} data plane holds for myapp-svc "
+                     f"({cluster_ip}) on node1: {command}")
+            lines = cluster.node("node1").cmd(command).splitlines()
+            chains = {word for line in lines if cluster_ip in line or "default/myapp-svc" in line
+                      for word in line.split() if word.startswith(("KUBE-SVC-", "KUBE-SEP-", "service-", "endpoint-"))}
+            for line in lines:
+                if cluster_ip in line or "default/myapp-svc" in line or any(c in line for c in chains):
+                    print("  " + line.strip())
         print(f"\ndemo finished in {time.monotonic() - started:.1f} s; tearing down")
     print("torn down: no namespaces, bridges or processes left")
     return 0

@@ -18,11 +18,11 @@ def _interrupt(signum, frame):
 
 
 def run_interactive(paths: list[str], topo: str = "default", proxy_mode: str = "iptables",
-                    stdin=None) -> int:
+                    stdin=None, service_cidr: str | None = None, options: dict | None = None) -> int:
     documents = load(paths) if paths else []   # bad files fail before anything is built
+    cluster = Cluster(topo=topo, proxy_mode=proxy_mode, service_cidr=service_cidr, **(options or {}))
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
-    cluster = Cluster(topo=topo, proxy_mode=proxy_mode)
     started = time.monotonic()
     try:
         print(f"*** bringing up topology {cluster.topology.name!r} ({', '.join(cluster.topology.nodes)}), "

@@ -29,6 +29,7 @@ class SyncLoop:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._unwatch = None
+        self._working_since: float | None = None   # monotonic start of the sync in progress
 
     def start(self) -> None:
         self._unwatch = self.store.watch(self._on_event)
@@ -56,6 +57,23 @@ class SyncLoop:
     def synced(self) -> bool:
         return self._synced >= self._changes
 
+    def activity(self) -> str | None:
+        """What the loop is doing, for progress messages: None when idle."""
+        since = self._working_since
+        if since is not None:
+            return f"syncing for {time.monotonic() - since:.0f} s"
+        if not self.synced():
+            return "sync pending"
+        return None
+
+    def progress(self) -> int:
+        """Syncs attempted so far: grows while the loop works (for stall detection)."""
+        return len(self.sync_seconds)
+
+    def busy(self) -> bool:
+        """A sync is running now (a long one is progress, not a stall)."""
+        return self._working_since is not None
+
     def _loop(self) -> None:
         last = 0.0
         while not self._stopping.is_set():
@@ -67,15 +85,17 @@ class SyncLoop:
             if wait > 0:
                 time.sleep(wait)
             target = self._changes
-            started = time.monotonic()
+            started = self._working_since = time.monotonic()
             try:
                 self.work()
                 self._synced = target
             except Exception as err:  # report, and retry after a pause (kube-proxy does the same)
                 log.exception("%s: sync failed", self.name)
                 self.errors.append(f"{self.name}: {err}")
+                self._working_since = None
                 self._stopping.wait(1.0)
                 self._wakeup.set()
+            self._working_since = None
             last = time.monotonic()
             self.sync_seconds.append(last - started)
             if self._synced < self._changes:

@@ -7,7 +7,6 @@ selector) keep each step proportional to what changed, so 10,000 Services stay f
 """
 from __future__ import annotations
 
-import ipaddress
 import random
 import threading
 from collections import defaultdict, deque
@@ -24,13 +23,12 @@ from .allocators import ClusterIPAllocator, LoadBalancerPool, PodIPAM, PortAlloc
 from .config import ClusterConfig, NodeSpec
 from .services import ServiceAdmission, release_service, sync_load_balancer
 
-# ingress-nginx: the testbed ships an nginx ingress controller, which lives there as ingress-nginx does
-# (its ConfigMap `ingress-nginx/nginx-configuration` is how users tune it).
+# ingress-nginx: where an ingress-nginx installation keeps its ConfigMap (`nginx-configuration`, as in
+# the seed articles' examples/ingress-nginx-config.yaml), so such manifests apply unchanged.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "ingress-nginx")
 # Fields `apply` compares to tell "configured" from "unchanged".
 CONTENT_FIELDS = ("spec", "data", "stringData", "binaryData", "type", "subsets", "endpoints", "ports",
                   "addressType", "immutable")
-COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.1"
 QUEUE_PRIORITY = {"Deployment": 1, "Service": 2}  # everything else: 0 (first)
 
 
@@ -43,8 +41,14 @@ def _namespace_of(obj: dict) -> str:
 
 
 class ControlPlane:
-    def __init__(self, config: ClusterConfig, hollow_kubelet: bool = True):
+    def __init__(self, config: ClusterConfig, hollow_kubelet: bool = True, addons=None):
+        """`addons`: the cluster add-ons whose objects bootstrap creates (components.Addon); None:
+        the default ones, without DNS when `config.cluster_dns` is off."""
         self.config = config
+        if addons is None:
+            from ..components import resolve_addons
+            addons = tuple(a for a in resolve_addons(None) if config.cluster_dns or a.name != "dns")
+        self.addons = tuple(addons)
         self.hollow_kubelet = hollow_kubelet
         self.lock = threading.RLock()
         self.rng = random.Random(config.seed)
@@ -71,7 +75,6 @@ class ControlPlane:
         self._slices_by_service: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._slice_owner: dict[tuple[str, str], str] = {}
         self.store.watch(self._index_and_enqueue)
-        self._tracker = None   # the proxy view, built on first use (proxy/tracker.py)
         self._bootstrap()
 
     # ------------------------------------------------------------------------------------
@@ -97,8 +100,8 @@ class ControlPlane:
                 "metadata": {"name": "nginx", "labels": {"app.kubernetes.io/name": "ingress-nginx"},
                              "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
                 "spec": {"controller": "k8s.io/ingress-nginx"}})
-            if self.config.cluster_dns:
-                builtin += self._cluster_dns_objects()
+            for addon in self.addons:
+                builtin += [copy_object(o) for o in addon.objects(self.config)]
             self.apply([Document("<bootstrap>:%d" % i, o) for i, o in enumerate(builtin, 1)])
 
     def _node_object(self, node: NodeSpec) -> dict:
@@ -112,31 +115,6 @@ class ControlPlane:
                            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
                            "nodeInfo": {"kubeletVersion": "v1.31.0-testbed", "osImage": "Mininet namespace",
                                         "containerRuntimeVersion": "testbed://processes"}}}
-
-    def _cluster_dns_objects(self) -> list[dict]:
-        labels = {"k8s-app": "kube-dns"}
-        return [
-            {"apiVersion": "v1", "kind": "Service",
-             "metadata": {"name": "kube-dns", "namespace": "kube-system",
-                          "labels": {**labels, "kubernetes.io/name": "CoreDNS"}},
-             "spec": {"clusterIP": self.cluster_ips.nth(10), "selector": labels,
-                      "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
-                                {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}},
-            {"apiVersion": "apps/v1", "kind": "Deployment",
-             "metadata": {"name": "coredns", "namespace": "kube-system", "labels": labels},
-             "spec": {"replicas": self.config.dns_replicas, "selector": {"matchLabels": labels},
-                      "strategy": {"type": "RollingUpdate",
-                                   "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
-                      "template": {"metadata": {"labels": labels}, "spec": {
-                          "dnsPolicy": "Default",
-                          "containers": [{
-                              "name": "coredns", "image": COREDNS_IMAGE,
-                              "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
-                                        {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
-                                        {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}],
-                              "readinessProbe": {"tcpSocket": {"port": 53}, "periodSeconds": 1}}]}}}},
-        ]
 
     # ------------------------------------------------------------------------------------
     # Queries used by the controllers
@@ -157,12 +135,6 @@ class ControlPlane:
 
     def replica_sets_owned_by(self, uid: str) -> list[dict]:
         return [r for r in (self.store.get("ReplicaSet", ns, n) for ns, n in self._rs_by_owner.get(uid, ())) if r]
-
-    def pod_count_on(self, node: str) -> int:
-        return len(self.pods_by_node.get(node, ()))
-
-    def pods_on_node_owned(self, node: str, owner_uid: str) -> int:
-        return len(self.pods_by_node.get(node, set()) & self.pods_by_owner.get(owner_uid, set()))
 
     def pods_selected(self, namespace: str, selector: dict) -> list[dict]:
         """Pods in `namespace` whose labels match a map selector (via the label index)."""
@@ -559,14 +531,25 @@ class ControlPlane:
             return copy_object(updated)
 
     def set_pod_status(self, namespace: str, name: str, status: dict) -> None:
+        self.update_status("Pod", namespace, name, status)
+
+    def update_status(self, kind: str, namespace: str, name: str, status: dict) -> bool:
+        """Replace an object's status (the status subresource controllers write); False when the
+        object is gone or the status is unchanged."""
         with self.lock:
-            pod = self.store.get("Pod", namespace, name)
-            if pod is None or pod.get("status") == status:
-                return
-            updated = copy_object(pod)
-            updated["status"] = status
+            obj = self.store.get(kind, namespace, name)
+            if obj is None or obj.get("status") == status:
+                return False
+            updated = copy_object(obj)
+            updated["status"] = copy_object(status)
             self.store.update(updated)
             self._reconcile()
+            return True
+
+    def api_view(self):
+        """What components get instead of the control plane (controlplane/view.py)."""
+        from .view import ApiView
+        return ApiView(self.store, self.lock, self.config, self.record_event, self.update_status)
 
     def scale(self, kind: str, name: str, replicas: int, namespace: str = "default") -> str:
         if replicas < 0:
@@ -637,25 +620,3 @@ class ControlPlane:
             items = self.store.list(kind, ns if info.namespaced and namespace is not None else None)
             return [copy_object(o) for o in sorted(items, key=lambda o: (o["metadata"].get("namespace", ""),
                                                                          o["metadata"]["name"]))]
-
-    def service_ports(self):
-        """The proxy view (testbed.proxy.model) of every Service, from the store as it is now
-        (rebuilt only for the Services that changed since the last call)."""
-        with self.lock:
-            return self._port_tracker().ports()
-
-    def service_ports_by_service(self):
-        """The same, per (namespace, name); unchanged Services keep the same tuple object."""
-        with self.lock:
-            return dict(self._port_tracker().by_service())
-
-    def _port_tracker(self):
-        if self._tracker is None:
-            from ..proxy.tracker import ServicePortTracker
-            self._tracker = ServicePortTracker(lambda ns, name: self.store.get("Service", ns, name),
-                                               self.slices_of, lambda: self.store.list("Service"))
-            self.store.watch(self._tracker.on_event)
-        return self._tracker
-
-    def is_pod_ip(self, ip: str) -> bool:
-        return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(self.config.cluster_cidr)

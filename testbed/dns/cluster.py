@@ -1,33 +1,34 @@
-"""Cluster DNS in a running emulation: the coredns pods run Unbound, fed from the control plane.
+"""Cluster DNS in a running emulation: the coredns pods run Unbound, fed from the API objects.
 
 As CoreDNS's kubernetes plugin watches the API server, a SyncLoop watches Services, EndpointSlices and
 Pods, recomputes the records (records.py) and pushes the difference to every DNS pod's server. Clients
 reach the servers the way pods do in a cluster: through the kube-dns Service VIP (10.96.0.10).
+
+The component is the coredns containers' managed workload (testbed/components.py): the kubelet makes
+the pods, and hands each coredns container to `start()`, which runs Unbound inside the pod.
 """
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
-from ..net.hosts import CLUSTER_ENV
-from ..net.runner import NamespaceRunner
+from ..components import ComponentContext, ManagedContainer
 from ..sync import SyncLoop
 from .records import RecordSet, cluster_records
 from .unbound import UnboundServer
 
-if TYPE_CHECKING:
-    from ..controlplane import ControlPlane
-
 
 class ClusterDNS:
-    def __init__(self, cp: "ControlPlane", emulation):
-        self.cp = cp
-        self.emulation = emulation
+    name = "cluster-dns"
+
+    def __init__(self, ctx: ComponentContext):
+        self.api = ctx.api
+        self.config = ctx.api.config
         self.servers: dict[int, UnboundServer] = {}
         self._lock = threading.Lock()
-        self.loop = SyncLoop("cluster-dns", cp.store, {"Service", "EndpointSlice", "Pod"}, self._sync)
+        self.loop = SyncLoop(self.name, ctx.api.store, {"Service", "EndpointSlice", "Pod"}, self._sync)
         self.errors = self.loop.errors
 
+    # -- component ----------------------------------------------------------------------------
     def start(self) -> None:
         self.loop.start()
 
@@ -41,13 +42,20 @@ class ClusterDNS:
     def synced(self) -> bool:
         return self.loop.synced()
 
+    def activity(self) -> str | None:
+        return self.loop.activity()
+
+    def progress(self) -> int:
+        return self.loop.progress()
+
+    def busy(self) -> bool:
+        return self.loop.busy()
+
     def records(self) -> RecordSet:
-        # Snapshot under the lock, compute outside it: stored objects are replaced, never changed
-        # in place, so the lists stay consistent; 10,000 Services take ~0.3 s to turn into records
-        # and must not hold up the control plane (or the proxies) meanwhile.
-        with self.cp.lock:
-            services, slices, pods = (self.cp.store.list(kind) for kind in ("Service", "EndpointSlice", "Pod"))
-        return cluster_records(services, slices, pods, domain=self.cp.config.cluster_domain)
+        # A snapshot under the lock, computed outside it: 10,000 Services take ~0.3 s to turn into
+        # records and must not hold up the control plane (or the proxies) meanwhile.
+        services, slices, pods = self.api.snapshot("Service", "EndpointSlice", "Pod")
+        return cluster_records(services, slices, pods, domain=self.config.cluster_domain)
 
     def _sync(self) -> None:
         with self._lock:
@@ -58,25 +66,24 @@ class ClusterDNS:
             for server in self.servers.values():
                 server.sync(records)
 
-    def start_server(self, runtime) -> int:
-        """Start Unbound in a DNS pod (called by the kubelet); returns its pid."""
-        server = UnboundServer(runtime.dir / "unbound",
-                               NamespaceRunner(pid=runtime.host.pid, env={CLUSTER_ENV: self.emulation.cluster_id}),
-                               domain=self.cp.config.cluster_domain, service_cidr=self.cp.config.service_cidr,
-                               cluster_cidr=self.cp.config.cluster_cidr)
+    # -- managed workload: the coredns containers ------------------------------------------------
+    def start_container(self, container: ManagedContainer) -> int:
+        server = UnboundServer(container.directory / "unbound", container.runner,
+                               domain=self.config.cluster_domain, service_cidr=self.config.service_cidr,
+                               cluster_cidr=self.config.cluster_cidr)
         with self._lock:
             server.start(self.records())
             self.servers[server.pid] = server
         self.loop.trigger()  # catch up with anything that changed while it started
         return server.pid
 
-    def stop_server(self, pid: int | None) -> None:
+    def stop_container(self, pid: int) -> None:
         with self._lock:
             server = self.servers.pop(pid, None)
         if server is not None:
             server.stop()
 
-    def server_log(self, pid: int | None) -> str:
+    def container_logs(self, pid: int) -> str:
         server = self.servers.get(pid)
         if server is None:
             return ""

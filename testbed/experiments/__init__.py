@@ -81,7 +81,7 @@ def machine_metadata() -> dict:
         except OSError:
             return ""
     from ..net.ovs import kernel_datapath_available
-    from ..proxy.backends import kernel_has_ipvs
+    from ..net.kernel import kernel_has_ipvs
     return {"kernel": platform.release(), "python": platform.python_version(), "cpus": os.cpu_count(),
             "ovs": first_line("ovs-vsctl", "--version"), "iptables": first_line("iptables", "--version"),
             "ovs_kernel_datapath": kernel_datapath_available(), "ipvs_in_kernel": kernel_has_ipvs(),

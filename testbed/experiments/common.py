@@ -8,33 +8,39 @@ from pathlib import Path
 
 from ..cluster import Cluster
 from ..errors import TestbedError
+from ..proxy.backend import variant, variants
 
 CONN_RATE = Path(__file__).resolve().parent.parent / "workloads" / "conn_rate.py"
 
 
 def cluster_for(mode: str, **options) -> Cluster:
-    """`iptables` (nft backend), `iptables-legacy`, `sdn`, ... -> a Cluster (not started)."""
-    proxy_mode, _, variant = mode.partition("-")
-    if proxy_mode == "iptables":
-        options["iptables_backend"] = variant or "nft"
-    return Cluster(topo=options.pop("topo", "default"), proxy_mode=proxy_mode, seed=options.pop("seed", 1), **options)
+    """An experiment's mode label (`iptables` = nft backend, `iptables-legacy`, `sdn`, ... : the
+    backends' variants in the registry) -> a Cluster (not started)."""
+    backend, backend_options = variant(mode)
+    return Cluster(topo=options.pop("topo", "default"), proxy_mode=backend.mode, seed=options.pop("seed", 1),
+                   **backend_options, **options)
+
+
+def mode_labels() -> list[str]:
+    """Every experiment mode label the registry knows (for grids)."""
+    return list(variants())
 
 
 def algorithm_annotations(mode: str, algorithm: str) -> dict:
-    """The Service annotation for an algorithm; kernel modes have only kube-proxy's own choice
-    (random in iptables), so asking them for another is an error, not a silently wrong label."""
-    if algorithm == "random":
+    """The Service annotation for an algorithm. A mode that does not offer it (iptables balances
+    only at random, as kube-proxy) is an error, not a silently wrong label."""
+    backend, _ = variant(mode)
+    if algorithm not in backend.algorithms:
+        raise TestbedError(f"{mode} mode offers {', '.join(backend.algorithms)}; not the {algorithm!r} algorithm")
+    if algorithm == backend.algorithms[0]:
         return {}
-    if not mode.startswith("sdn"):
-        raise TestbedError(f"{mode} mode balances only at random (kube-proxy); "
-                           f"the {algorithm!r} algorithm exists in sdn mode")
     return {"testbed.io/lb-algorithm": algorithm}
 
 
 def data_plane_label(cluster: Cluster) -> dict:
     """Columns saying exactly what ran: mode, backend, datapath."""
     emulation = cluster.emulation
-    return {"proxy_mode": cluster.proxy_mode, "dataplane": getattr(emulation.dataplane, "label", cluster.proxy_mode),
+    return {"proxy_mode": cluster.proxy_mode, "dataplane": emulation.dataplane.label,
             "datapath": emulation.datapath.type}
 
 

@@ -48,23 +48,108 @@ def service_env(services: Iterable[dict], namespace: str, enable_service_links: 
     return env
 
 
-def container_env(pod: dict, container: dict, service_vars: dict[str, str]) -> dict[str, str]:
-    """Service variables, then the container's own `env` (literal values and the downward API fields
-    the testbed knows), which win on conflicts, as in Kubernetes."""
-    env = dict(service_vars)
+# What images set when they set nothing else (Docker's and containerd's default PATH).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class ContainerConfigError(ValueError):
+    """The kubelet cannot build the container's environment (CreateContainerConfigError)."""
+
+
+def _decoded(secret: dict, key: str) -> str | None:
+    if key in (secret.get("stringData") or {}):
+        return str(secret["stringData"][key])
+    value = (secret.get("data") or {}).get(key)
+    if value is None:
+        return None
+    import base64
+    return base64.b64decode("".join(str(value).split())).decode(errors="replace")
+
+
+def _source_values(kind: str, obj: dict) -> dict[str, str]:
+    if kind == "ConfigMap":
+        return {k: str(v) for k, v in (obj.get("data") or {}).items()}
+    keys = set(obj.get("data") or {}) | set(obj.get("stringData") or {})
+    return {k: _decoded(obj, k) or "" for k in sorted(keys)}
+
+
+def container_env(pod: dict, container: dict, service_vars: dict[str, str], lookup=None) -> dict[str, str]:
+    """The environment a container starts with, as kubelet_pods.go makeEnvironmentVariables builds
+    it and a container runtime completes it:
+
+    - what the image sets (modelled: the default PATH) and what the runtime adds (HOSTNAME, the
+      pod's hostname; HOME=/root when nothing set it);
+    - `envFrom` (ConfigMaps and Secrets, with their prefix), then `env` (literal values, the
+      downward API fields the testbed knows, configMapKeyRef, secretKeyRef), later entries winning;
+    - the Service variables, each only where the container did not define that name.
+
+    `lookup(kind, namespace, name)` returns a ConfigMap or Secret (None when absent). A missing
+    source that is not optional raises ContainerConfigError, as the kubelet fails the container."""
+    namespace = pod["metadata"].get("namespace", "default")
     meta, status = pod["metadata"], pod.get("status") or {}
-    field_values = {"metadata.name": meta["name"], "metadata.namespace": meta.get("namespace", "default"),
+    lookup = lookup or (lambda kind, ns, name: None)
+    defined: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        for kind, field in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+            ref = source.get(field)
+            if not ref:
+                continue
+            obj = lookup(kind, namespace, ref.get("name", ""))
+            if obj is None:
+                if ref.get("optional"):
+                    continue
+                raise ContainerConfigError(f'{kind.lower()} "{ref.get("name", "")}" not found')
+            for key, value in _source_values(kind, obj).items():
+                defined[source.get("prefix", "") + key] = value
+    field_values = {"metadata.name": meta["name"], "metadata.namespace": namespace,
                     "metadata.uid": meta.get("uid", ""), "spec.nodeName": pod["spec"].get("nodeName", ""),
                     "status.podIP": status.get("podIP", ""), "status.hostIP": status.get("hostIP", ""),
                     "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default")}
     for item in container.get("env") or []:
-        if "value" in item:
-            env[item["name"]] = str(item["value"])
-        else:
-            field = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+        if "value" in item or not item.get("valueFrom"):
+            defined[item["name"]] = str(item.get("value", ""))
+            continue
+        source = item["valueFrom"]
+        if "fieldRef" in source:
+            field = source["fieldRef"].get("fieldPath")
             if field in field_values:
-                env[item["name"]] = field_values[field]
+                defined[item["name"]] = field_values[field]
+            continue
+        for kind, field in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+            ref = source.get(field)
+            if not ref:
+                continue
+            obj = lookup(kind, namespace, ref.get("name", ""))
+            value = None if obj is None else _source_values(kind, obj).get(ref.get("key", ""))
+            if value is None:
+                if ref.get("optional"):
+                    continue
+                what = f'{kind.lower()} "{ref.get("name", "")}" not found' if obj is None else \
+                    f'couldn\'t find key {ref.get("key", "")} in {kind} {namespace}/{ref.get("name", "")}'
+                raise ContainerConfigError(what)
+            defined[item["name"]] = value
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": pod_hostname(pod)}
+    env.update(defined)
+    for name, value in service_vars.items():
+        if name not in defined:
+            env[name] = value
+    env.setdefault("HOME", "/root")
     return env
+
+
+def exec_size(env: dict[str, str], argv=()) -> int:
+    """Bytes execve(2) needs for the arguments and environment: strings with their NULs plus one
+    pointer each (what counts against ARG_MAX)."""
+    strings = [f"{k}={v}" for k, v in env.items()] + list(argv)
+    return sum(len(s.encode()) + 1 + 8 for s in strings) + 16
+
+
+def fits_exec(env: dict[str, str], argv=()) -> bool:
+    """Whether a process could be started with this environment (ARG_MAX and the 128 KiB limit on
+    one string, MAX_ARG_STRLEN)."""
+    import os
+    limit = os.sysconf("SC_ARG_MAX")
+    return exec_size(env, argv) <= limit and all(len(k) + len(v) + 2 <= 131072 for k, v in env.items())
 
 
 def resolv_conf(pod: dict, dns_ip: str, domain: str = "cluster.local") -> str:

@@ -2,11 +2,15 @@
 links and processes, and keeps them in step.
 
 Wiring and addresses: see addressing.py. Bring-up order: Open vSwitch (started if needed, kernel or
-userspace datapath), the SDN controller (sdn mode), Mininet hosts and bridges, node namespaces
-(addresses, routes, sysctls - inside the nodes, never the host), then the data plane, the kubelet (which
-starts the pods the control plane already has, cluster DNS among them), the DNS record pusher and the
-LoadBalancer speaker. Everything lives under one cluster id: every root-namespace name starts with `tb`,
-every process carries TESTBED_CLUSTER=<id>, and /run/testbed/<id>/ holds the state `testbed clean` reads.
+userspace datapath), the data plane (which, in sdn mode, starts the OpenFlow controller the node
+bridges need), Mininet hosts and bridges, node namespaces (addresses, routes, sysctls and the
+backend's node set-up - inside the nodes, never the host), then the components: the data plane's
+sync loop, the LoadBalancer speaker, the add-ons' components (cluster DNS, ...), and the kubelet,
+which starts the pods the control plane already has (the add-ons' pods among them).
+
+Components get a NodeAccess (net/nodes.py) and an ApiView (controlplane/view.py), never this
+object. Everything lives under one cluster id: every root-namespace name starts with `tb`, every
+process carries TESTBED_CLUSTER=<id>, and /run/testbed/<id>/ holds the state `testbed clean` reads.
 """
 from __future__ import annotations
 
@@ -15,34 +19,35 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mininet.link import Link, OVSLink
 from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.node import OVSSwitch
 
+from ..components import ComponentContext, ManagedImages
 from ..controlplane.endpoints import pod_is_ready
 from ..errors import TestbedError
+from ..proxy.backend import DataPlaneContext, get_backend
+from ..proxy.kernel import KernelDataPlane
 from ..proxy.model import NodeInfo
 from ..topology import Topology
+from ..timescale import scaled
 from . import addressing
-from .hosts import CLUSTER_ENV, EmulatedHost
-from .netns import netns_file
+from .hosts import EmulatedHost
+from .nodes import NodeAccess
 from .ovs import Datapath, OvsDaemons, choose_datapath, vsctl
 from .runner import NamespaceRunner
 
-if TYPE_CHECKING:
-    from ..controlplane import ControlPlane
-
 log = logging.getLogger(__name__)
 RUN_ROOT = Path("/run/testbed")
-REQUIRED_TOOLS = ("ovs-vsctl", "ovs-vswitchd", "mnexec", "ip", "ethtool", "iptables-restore", "unshare",
-                  "nsenter", "setsid", "unbound")
+REQUIRED_TOOLS = ("ovs-vsctl", "ovs-vswitchd", "mnexec", "ip", "ethtool", "unshare", "nsenter", "setsid")
+ROOT = NamespaceRunner()   # the root namespace: only for the switch-side ends of veths
 
 
 class TestbedBridge(OVSSwitch):
@@ -67,32 +72,44 @@ class TestbedBridge(OVSSwitch):
 
 
 class Emulation:
-    def __init__(self, cp: "ControlPlane", topology: Topology, proxy_mode: str, *,
-                 datapath: str | None = None, iptables_backend: str = "nft", settle_timeout: float = 60):
+    def __init__(self, cp, topology: Topology, proxy_mode: str, *, proxy_options: dict | None = None,
+                 addons=(), datapath: str | None = None, stall_timeout: float = 60):
         self.cp = cp
         self.topology = topology
+        self.backend = get_backend(proxy_mode)
         self.proxy_mode = proxy_mode
+        self.proxy_options = self.backend.resolve_options(proxy_options or {})
+        self.addons = tuple(addons)
         self.requested_datapath = datapath
-        self.iptables_backend = iptables_backend
-        self.settle_timeout = settle_timeout
+        self.stall_timeout = stall_timeout
         self.cluster_id = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.run_dir = RUN_ROOT / self.cluster_id
         self.node_names = list(topology.nodes)
+        infos = {node: NodeInfo(name=node, ip=addressing.node_ip(i), pod_cidr=addressing.node_pod_cidr(i),
+                                cluster_cidr=cp.config.cluster_cidr, service_cidr=cp.config.service_cidr)
+                 for i, node in enumerate(self.node_names)}
+        self.nodes = NodeAccess(self.cluster_id, self.run_dir, tuple(self.node_names), infos, {})
         self.datapath: Datapath | None = None
         self.net: Mininet | None = None
         self.ovs = OvsDaemons()
         self.node_hosts_by_name: dict[str, EmulatedHost] = {}
         self.bridges: dict[str, TestbedBridge] = {}
         self.external: EmulatedHost | None = None
+        self.fabric_veths: list[str] = []
         self._free_slots: dict[str, set[int]] = {}
         self._mininet_lock = threading.RLock()
         self.kubelet = None
         self.dataplane = None
-        self.dns = None
         self.speaker = None
-        self.sdn = None
+        self.addon_components: dict[str, object] = {}
         self.started = False
         self.timings: dict[str, float] = {}
+
+    @property
+    def components(self) -> list:
+        """Everything `settle()` waits for, in start order."""
+        return [c for c in (self.dataplane, self.speaker, *self.addon_components.values(), self.kubelet)
+                if c is not None]
 
     # ------------------------------------------------------------------------------------
     # Bring-up
@@ -110,30 +127,48 @@ class Emulation:
         self.ovs.acquire(self.cluster_id)
         self.datapath = choose_datapath(self.requested_datapath)
         self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False, autoStaticArp=False)
-        from ..proxy.backends import make_dataplane
-        self.dataplane = make_dataplane(self.proxy_mode, self)   # may start the SDN controller
+        api = self.cp.api_view()
+        self.dataplane = self._make_dataplane(api)   # sdn mode: starts the OpenFlow controller
         self._build_static_network()
         self.timings["network"] = time.monotonic() - started
         self._configure_nodes()
         self.dataplane.start()
-        from ..dns.cluster import ClusterDNS
+        context = ComponentContext(nodes=self.nodes, api=api, announce=self.dataplane.announce)
         from ..kubelet.kubelet import Kubelet
         from ..proxy.loadbalancer import LoadBalancerSpeaker
-        self.dns = ClusterDNS(self.cp, self)
-        self.dns.start()
-        self.speaker = LoadBalancerSpeaker(self.cp, self)
+        self.speaker = LoadBalancerSpeaker(context)
         self.speaker.start()
-        self.kubelet = Kubelet(self.cp, self)
+        managed = ManagedImages()
+        for addon in self.addons:
+            if addon.make_component is None:
+                continue
+            component = addon.make_component(context)
+            self.addon_components[addon.name] = component
+            component.start()
+            for matches in addon.images:
+                managed.add(matches, component)
+        self.kubelet = Kubelet(self.cp, sandboxes=self, nodes=self.nodes, managed=managed)
         self.kubelet.start()
         self.started = True
         self.settle()
         self.timings["bring_up"] = time.monotonic() - started
 
+    def _make_dataplane(self, api):
+        context = DataPlaneContext(nodes=self.nodes, api=api, service_cidr=self.cp.config.service_cidr,
+                                   cluster_cidr=self.cp.config.cluster_cidr, options=self.proxy_options)
+        if self.backend.make_dataplane is not None:
+            return self.backend.make_dataplane(context, self.backend)
+        return KernelDataPlane(context, self.backend)
+
     def _preflight(self) -> None:
+        reason = self.backend.unavailable()
+        if reason:   # never run something else instead
+            raise TestbedError(f"{self.proxy_mode} mode cannot run here: {reason}")
         if os.geteuid() != 0:
             raise TestbedError("the emulated network needs root (network namespaces, Open vSwitch); "
                                "use network=False for the control plane alone")
-        missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+        tools = REQUIRED_TOOLS + self.backend.tools(self.proxy_options)
+        missing = [t for t in dict.fromkeys(tools) if shutil.which(t) is None]
         if missing:
             raise TestbedError(f"missing programs: {', '.join(missing)} (run `make setup`)")
 
@@ -183,7 +218,6 @@ class Emulation:
             self._free_slots[node] = set(range(1, 250))
         # Fabric links are veth pairs, not patch ports: OVS 3.1 aborts when RSTP runs over patch ports.
         switch_index = {name: i for i, name in enumerate(self.topology.switches)}
-        self.fabric_veths = []
         for a, b in self.topology.switch_links():
             names = (f"tbs{switch_index[a]}s{switch_index[b]}", f"tbs{switch_index[b]}s{switch_index[a]}")
             self.net.addLink(self.net[f"{addressing.ROOT_PREFIX}-{a}"], self.net[f"{addressing.ROOT_PREFIX}-{b}"],
@@ -196,8 +230,8 @@ class Emulation:
         if controller is not None:
             self.net.addController(controller)
         self.net.start()
-        for host in [*self.node_hosts_by_name.values(), self.external]:
-            host.cmd("set +m")  # no job control: background workloads are started with setsid
+        for node, host in self.node_hosts_by_name.items():
+            self.nodes.pids[node] = host.pid
 
     def _configure_nodes(self) -> None:
         prefix = addressing.NODE_NETWORK.prefixlen
@@ -218,12 +252,14 @@ class Emulation:
             for other in range(len(self.node_names)):
                 if other != index:
                     commands.append(f"ip route add {addressing.node_pod_cidr(other)} via {addressing.node_ip(other)}")
-            commands += self.dataplane.node_setup_commands(node)
+            commands += self.backend.node_setup(self.nodes.info(node), self.proxy_options)
             commands += self._inside_commands()
             self._run_all(host, commands, f"node {node}")
+            host.set_address("eth0", addressing.node_ip(index), prefix)
             self._prepare_root_interface(addressing.node_veth_name(index))
         self._run_all(self.external, [f"ip addr add {addressing.EXTERNAL_IP}/{prefix} dev eth0", "ip link set lo up",
                                       "ip link set eth0 up", *self._inside_commands()], "the external host")
+        self.external.set_address("eth0", addressing.EXTERNAL_IP, prefix)
         self._prepare_root_interface("tbext")
         for veth in self.fabric_veths:
             self._prepare_root_interface(veth)
@@ -234,6 +270,7 @@ class Emulation:
         alternate path), so that the first packets of a test are not lost in convergence."""
         if not self.fabric_veths:
             return
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             settled = True
@@ -265,20 +302,21 @@ class Emulation:
 
     def _prepare_root_interface(self, interface: str) -> None:
         """The switch-side end of a veth, in the root namespace: no IPv6 (the kernel would otherwise
-        add link-local addresses and routes to the host's tables), and no TX checksum offload on the
-        userspace datapath."""
-        commands = [f"sysctl -qw net.ipv6.conf.{interface}.disable_ipv6=1"]
+        add link-local addresses and routes to the host's tables), no TX checksum offload on the
+        userspace datapath, and up."""
+        ROOT.run(["sysctl", "-qw", f"net.ipv6.conf.{interface}.disable_ipv6=1"])
         if self.datapath.is_userspace:
-            commands.append(f"ethtool -K {interface} tx off >/dev/null")
-        os.system(" ; ".join(commands) + " 2>/dev/null")
+            ROOT.run(["ethtool", "-K", interface, "tx", "off"])
+        ROOT.run(["ip", "link", "set", interface, "up"])
 
     # ------------------------------------------------------------------------------------
-    # Pods (called by the kubelet)
+    # Pod sandboxes (called by the kubelet)
     # ------------------------------------------------------------------------------------
     def pod_dir(self, pod: dict) -> Path:
         return self.run_dir / "pods" / f"{pod['metadata']['namespace']}_{pod['metadata']['name']}"
 
-    def mininet_name(self, namespace: str, name: str) -> str:
+    @staticmethod
+    def mininet_name(namespace: str, name: str) -> str:
         return name if namespace == "default" else f"{namespace}/{name}"
 
     def create_pod_sandbox(self, pod: dict, hostname: str, etc: dict[str, Path]):
@@ -300,12 +338,12 @@ class Emulation:
                              addr1=addressing.pod_mac(ip), cls=Link)
             vsctl("add-port", bridge.name, veth, "--", "set", "Interface", veth, f"ofport_request={ofport}")
         gateway = addressing.gateway_ip(addressing.node_pod_cidr(index))
-        commands = ["set +m", "ip link set lo up", f"ip addr add {ip}/32 dev eth0", "ip link set eth0 up",
+        commands = ["ip link set lo up", f"ip addr add {ip}/32 dev eth0", "ip link set eth0 up",
                     f"ip route add {gateway} dev eth0 scope link", f"ip route add default via {gateway} dev eth0",
                     *self._inside_commands()]
         self._prepare_root_interface(veth)
-        os.system(f"ip link set {veth} up")
         self._run_all(host, commands, f"pod {name}")
+        host.set_address("eth0", ip, 32)
         sandbox = {"node": node, "slot": slot, "veth": veth, "ofport": ofport, "ip": ip,
                    "mac": addressing.pod_mac(ip), "name": name}
         self.dataplane.pod_added(pod, sandbox)
@@ -324,30 +362,9 @@ class Emulation:
                 self.net.delHost(host)
             self._free_slots[sandbox["node"]].add(sandbox["slot"])
 
-    # DNS servers live in coredns pods; the kubelet asks for them like for any container.
-    def start_dns_server(self, runtime) -> int:
-        return self.dns.start_server(runtime)
-
-    def stop_dns_server(self, pid: int | None) -> None:
-        self.dns.stop_server(pid)
-
-    def dns_server_log(self, pid: int | None) -> str:
-        return self.dns.server_log(pid)
-
     # ------------------------------------------------------------------------------------
     # Lookups for the API
     # ------------------------------------------------------------------------------------
-    def node_info(self, node: str) -> NodeInfo:
-        index = self.node_names.index(node)
-        return NodeInfo(name=node, ip=addressing.node_ip(index), pod_cidr=addressing.node_pod_cidr(index),
-                        cluster_cidr=self.cp.config.cluster_cidr, service_cidr=self.cp.config.service_cidr)
-
-    def node_runner(self, node: str) -> NamespaceRunner:
-        return NamespaceRunner(pid=self.node_hosts_by_name[node].pid, env={CLUSTER_ENV: self.cluster_id})
-
-    def node_netns(self, node: str) -> str:
-        return netns_file(self.node_hosts_by_name[node].pid)
-
     def node_hosts(self) -> list[EmulatedHost]:
         return [self.node_hosts_by_name[n] for n in self.node_names]
 
@@ -357,69 +374,77 @@ class Emulation:
         except KeyError:
             raise TestbedError(f'nodes "{name}" not found') from None
 
-    def pod_host(self, namespace: str, name: str) -> EmulatedHost:
+    def pod_runtime(self, namespace: str, name: str):
         runtime = self.kubelet.pods.get((namespace, name)) if self.kubelet else None
         if runtime is None:
             raise TestbedError(f'pod "{name}" in namespace "{namespace}" is not running')
-        return runtime.host
+        return runtime
+
+    def pod_host(self, namespace: str, name: str) -> EmulatedHost:
+        return self.pod_runtime(namespace, name).host
 
     def external_host(self) -> EmulatedHost:
         return self.external
 
-    def client_pod(self) -> EmulatedHost:
-        """The `client` pod in the default namespace (created on first use, like `kubectl run client`)."""
-        if self.kubelet.pods.get(("default", "client")) is None:
-            if self.cp.store.get("Pod", "default", "client") is None:
-                from ..manifests import parse_objects
-                self.cp.apply(parse_objects([{
-                    "apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": "client", "namespace": "default", "labels": {"run": "client"}},
-                    "spec": {"containers": [{"name": "client", "image": "busybox",
-                                             "command": ["sleep", "infinity"]}]}}], "<client>"))
-            self.settle()
-        return self.pod_host("default", "client")
-
-    def pod_logs(self, namespace: str, name: str) -> str:
+    def pod_logs(self, namespace: str, name: str, container: str | None = None) -> str:
         try:
-            return self.kubelet.logs(namespace, name)
+            return self.kubelet.logs(namespace, name, container)
         except KeyError:
             raise TestbedError(f'pods "{name}" not found') from None
 
     # ------------------------------------------------------------------------------------
     # Waiting until the emulation reflects the control plane
     # ------------------------------------------------------------------------------------
-    def _converged(self) -> bool:
-        with self.cp.lock:
-            pending = [p for p in self.cp.store.list("Pod")
-                       if p["spec"].get("nodeName") in self.node_names
-                       and (p["metadata"].get("deletionTimestamp")
-                            or (p["metadata"]["namespace"], p["metadata"]["name"]) not in self.kubelet.pods)]
-        return (not pending and self.kubelet.idle() and self.kubelet.all_evaluated()
-                and self.dataplane.synced() and self.dns.synced() and self.speaker.synced())
+    def settle(self) -> None:
+        """Wait until every component (pods, data plane, speaker, add-ons) has caught up with the
+        control plane's latest change.
 
-    def settle(self, timeout: float | None = None) -> None:
-        """Wait until pods run (and readiness is known) and every data plane, DNS and the speaker
-        have caught up with the control plane's latest change."""
+        A long wait is not an error: a component that is working (a sync in progress, pods
+        starting) or that made progress within `stall_timeout` seconds is waited for, however long
+        it takes (iptables-nft needs minutes for 10,000 Services; kube-proxy has no deadline either).
+        It fails on an error a component reports meanwhile, or on a stall: nothing working and no
+        progress for `stall_timeout` seconds. On a terminal, a status line says who is still busy."""
         if not self.started:
             return
-        deadline = time.monotonic() + (timeout or self.settle_timeout)
+        components = self.components
+        errors_before = {id(c): len(c.errors) for c in components}
+        started = last_progress = time.monotonic()
+        progress = {id(c): c.progress() for c in components}
         stable = 0
-        while time.monotonic() < deadline:
-            if self._converged():
-                stable += 1
-                if stable >= 2:
-                    return
-            else:
+        status = _StatusLine()
+        stall_limit = scaled(self.stall_timeout)
+        try:
+            while True:
+                if all(c.synced() for c in components):
+                    stable += 1
+                    if stable >= 2:
+                        return
+                    time.sleep(0.01)
+                    continue
                 stable = 0
-            time.sleep(0.02)
-        problems = self.kubelet.errors[-5:] + self.dataplane.errors[-5:] + self.dns.errors[-5:]
-        raise TestbedError("the emulation did not settle within %.0f s%s" % (
-            timeout or self.settle_timeout, (": " + "; ".join(problems)) if problems else ""))
+                for c in components:
+                    new_errors = c.errors[errors_before[id(c)]:]
+                    if new_errors:
+                        raise TestbedError(f"{c.name}: {new_errors[-1]}")
+                now = time.monotonic()
+                current = {id(c): c.progress() for c in components}
+                if current != progress or any(c.busy() for c in components):
+                    progress, last_progress = current, now
+                busy = [f"{c.name}: {c.activity() or 'catching up'}" for c in components if not c.synced()]
+                if now - last_progress > stall_limit:
+                    raise TestbedError(f"the emulation stalled: no progress for {stall_limit:.0f} s; still waiting "
+                                       f"for {'; '.join(busy)}")
+                if now - started > 2:
+                    status.show(len(components) - len(busy), len(components), "; ".join(busy))
+                time.sleep(0.02)
+        finally:
+            status.clear()
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
+        unready: list[str] = []
         while time.monotonic() < deadline:
-            self.settle(max(0.1, deadline - time.monotonic()))
+            self.settle()
             with self.cp.lock:
                 unready = [p["metadata"]["name"] for p in self.cp.store.list("Pod") if not pod_is_ready(p)]
             if not unready:
@@ -432,17 +457,13 @@ class Emulation:
     # ------------------------------------------------------------------------------------
     def stop(self) -> None:
         """Remove everything this emulation made; safe to call twice and after a failed start."""
-        for component in (self.kubelet, self.speaker, self.dns):
-            if component is not None:
-                try:
-                    component.stop()
-                except Exception:
-                    log.exception("stopping %s", type(component).__name__)
-        if self.dataplane is not None:
+        for component in reversed(self.components):
             try:
-                self.dataplane.stop()
+                component.stop()
             except Exception:
-                log.exception("stopping the data plane")
+                log.exception("stopping %s", getattr(component, "name", type(component).__name__))
+        self.kubelet, self.speaker, self.dataplane = None, None, None
+        self.addon_components = {}
         if self.net is not None:
             try:
                 self.net.stop()
@@ -453,3 +474,29 @@ class Emulation:
         clean_cluster(self.cluster_id)
         self.ovs.release(self.cluster_id)
         self.started = False
+
+
+class _StatusLine:
+    """A progress bar on a terminal (stderr) while settling takes long: components caught up out
+    of all, and who is still busy with what. Nothing when stderr is not a terminal."""
+
+    def __init__(self):
+        self.enabled = sys.stderr.isatty()
+        self.bar = None
+        self._last = 0.0
+
+    def show(self, done: int, total: int, text: str) -> None:
+        if not self.enabled or time.monotonic() - self._last < 0.5:
+            return
+        self._last = time.monotonic()
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc="settling", unit="component", leave=False,
+                            bar_format="{desc}: {n}/{total} components caught up [{elapsed}] {postfix}")
+        self.bar.n = done
+        self.bar.set_postfix_str(text, refresh=True)
+
+    def clear(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

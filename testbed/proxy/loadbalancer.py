@@ -11,13 +11,11 @@ answers ARP instead (the data plane says which, through `announce`).
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from ..sync import SyncLoop
 from .model import ServicePort
-
-if TYPE_CHECKING:
-    from ..controlplane import ControlPlane
+from .tracker import ServiceChangeTracker
 
 
 def announcements(ports: Iterable[ServicePort], nodes: list[str]) -> dict[str, str]:
@@ -39,23 +37,40 @@ def announcements(ports: Iterable[ServicePort], nodes: list[str]) -> dict[str, s
 
 
 class LoadBalancerSpeaker:
-    def __init__(self, cp: "ControlPlane", emulation):
-        self.cp = cp
-        self.emulation = emulation
+    """Elects the announcing node of every LoadBalancer IP and tells the data plane when one moves."""
+    name = "lb-speaker"
+
+    def __init__(self, ctx):
+        self.ctx = ctx
         self.current: dict[str, str] = {}
-        self.loop = SyncLoop("lb-speaker", cp.store, {"Service", "EndpointSlice"}, self._sync)
+        self.tracker: ServiceChangeTracker | None = None
+        self.loop = SyncLoop(self.name, ctx.api.store, {"Service", "EndpointSlice"}, self._sync)
         self.errors = self.loop.errors
 
     def start(self) -> None:
+        self.tracker = ServiceChangeTracker.for_api(self.ctx.api)
         self.loop.start()
 
     def stop(self) -> None:
         self.loop.stop()
+        if self.tracker is not None:
+            self.tracker.close()
 
     def synced(self) -> bool:
         return self.loop.synced()
 
+    def activity(self) -> str | None:
+        return self.loop.activity()
+
+    def progress(self) -> int:
+        return self.loop.progress()
+
+    def busy(self) -> bool:
+        return self.loop.busy()
+
     def _sync(self) -> None:
-        wanted = announcements(self.cp.service_ports(), self.emulation.node_names)
-        self.emulation.dataplane.announce(self.current, wanted)
+        ports, _ = self.tracker.update()
+        wanted = announcements(ports, list(self.ctx.nodes.node_names))
+        if wanted != self.current:
+            self.ctx.announce(self.current, wanted)
         self.current = wanted

@@ -56,7 +56,7 @@ class ServicePort:
     external_policy_local: bool = False           # externalTrafficPolicy: Local
     internal_policy_local: bool = False           # internalTrafficPolicy: Local
     health_check_node_port: int | None = None
-    lb_algorithm: str = "random"                  # testbed.io/lb-algorithm
+    lb_algorithm: str | None = None               # testbed.io/lb-algorithm (None: the mode's default)
     lb_weights: Mapping[str, int] = field(default_factory=dict, hash=False, compare=False)
     endpoints: tuple[Endpoint, ...] = ()
 
@@ -70,35 +70,10 @@ class ServicePort:
     def has_external_addresses(self) -> bool:
         return bool(self.node_port or self.external_ips or self.load_balancer_ips)
 
-    def ready_endpoints(self) -> tuple[Endpoint, ...]:
-        return tuple(e for e in self.endpoints if e.ready)
-
-    def cluster_endpoints(self, node_name: str) -> tuple[Endpoint, ...]:
-        """Endpoints for traffic from inside the cluster (internalTrafficPolicy applied).
-
-        As kube-proxy's CategorizeEndpoints: ready endpoints, or, when none is ready, the
-        serving-and-terminating ones (graceful termination fallback)."""
-        candidates = self._usable(self.endpoints)
-        if self.internal_policy_local:
-            return tuple(e for e in candidates if e.node_name == node_name)
-        return candidates
-
-    def local_endpoints(self, node_name: str) -> tuple[Endpoint, ...]:
-        """Endpoints on this node, for externalTrafficPolicy: Local."""
-        return self._usable(tuple(e for e in self.endpoints if e.node_name == node_name))
-
-    def external_endpoints(self, node_name: str) -> tuple[Endpoint, ...]:
-        """Endpoints for traffic from outside the cluster (externalTrafficPolicy applied)."""
-        if self.external_policy_local:
-            return self.local_endpoints(node_name)
-        return self._usable(self.endpoints)
-
-    @staticmethod
-    def _usable(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
-        ready = tuple(e for e in endpoints if e.ready)
-        if ready:
-            return ready
-        return tuple(e for e in endpoints if e.serving and e.terminating)
+    @property
+    def service_key(self) -> tuple[str, str]:
+        """(namespace, name): what change trackers report."""
+        return self.namespace, self.name
 
 
 @dataclass(frozen=True)
@@ -202,7 +177,7 @@ def service_ports(services: Iterable[Mapping], endpoint_slices: Iterable[Mapping
                                        and service_type in ("NodePort", "LoadBalancer")),
                 internal_policy_local=spec.get("internalTrafficPolicy") == "Local",
                 health_check_node_port=_int_or_none(spec.get("healthCheckNodePort")),
-                lb_algorithm=annotations.get(LB_ALGORITHM_ANNOTATION, "random"),
+                lb_algorithm=annotations.get(LB_ALGORITHM_ANNOTATION),
                 lb_weights=_parse_weights(annotations.get(LB_WEIGHTS_ANNOTATION)),
                 endpoints=_endpoints_for(service, port, slices)))
     result.sort(key=lambda p: (p.namespace, p.name, p.port_name, p.protocol))

@@ -13,19 +13,17 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import Mapping
 
 from mininet.node import RemoteController
 
 from ..net.hosts import CLUSTER_ENV
+from ..proxy.backend import Backend, DataPlaneContext
 from ..proxy.model import ServicePort
+from ..proxy.tracker import ServiceChangeTracker
 from ..sync import SyncLoop
 from .client import SdnControllerProcess
 from .topology import Pod, Topology
-
-if TYPE_CHECKING:
-    from ..net.emulation import Emulation
 
 
 BATCH_THRESHOLD = 50   # more changed Services than this in one sync: send the full state instead
@@ -38,20 +36,22 @@ def free_loopback_port() -> int:
 
 
 class SdnDataPlane:
-    label = "sdn (OS-Ken controller, OpenFlow 1.3)"
+    name = "sdn-controller"
 
-    def __init__(self, emulation: "Emulation"):
-        self.emulation = emulation
-        self.cp = emulation.cp
+    def __init__(self, ctx: DataPlaneContext, backend: Backend):
+        self.ctx = ctx
+        self.label = backend.label(ctx.options) if backend.describe else "sdn (OS-Ken controller, OpenFlow 1.3)"
+        nodes = ctx.nodes
         self.port = free_loopback_port()
-        self.process = SdnControllerProcess(ofp_port=self.port, socket_path=emulation.run_dir / "sdn.sock",
-                                            env={CLUSTER_ENV: emulation.cluster_id})
+        self.process = SdnControllerProcess(ofp_port=self.port, socket_path=nodes.directory() / "sdn.sock",
+                                            env={CLUSTER_ENV: nodes.cluster_id})
         self.process.start()
         self.client = self.process.client()
-        self.topology = Topology.for_nodes(emulation.node_names)
+        self.topology = Topology.for_nodes(list(nodes.node_names))
         self.announcements: dict[str, str] = {}
         self._sent: dict[tuple[str, str], tuple[ServicePort, ...]] = {}
-        self.loop = SyncLoop("sdn-controller", self.cp.store, {"Service", "EndpointSlice"}, self._sync)
+        self.tracker: ServiceChangeTracker | None = None
+        self.loop = SyncLoop(self.name, ctx.api.store, {"Service", "EndpointSlice"}, self._sync)
         self.errors = self.loop.errors
         self.last_ack = None
         self._lock = threading.RLock()  # the sync loop and the LB speaker both send Service updates
@@ -59,20 +59,22 @@ class SdnDataPlane:
     def openflow_controller(self):
         return RemoteController("c0", ip="127.0.0.1", port=self.port)
 
-    def node_setup_commands(self, node: str) -> list[str]:
-        return [f"ip route add {self.cp.config.service_cidr} dev eth0"]
-
     def start(self) -> None:
+        self.tracker = ServiceChangeTracker.for_api(self.ctx.api)
         self._send_everything()
         self.loop.start()
 
     def _send_everything(self) -> None:
         with self._lock:
-            wanted = self.cp.service_ports_by_service()
-            self.last_ack = self.client.set_state(self.topology.with_announcements(self.announcements),
-                                                  [p for key in sorted(wanted) for p in wanted[key]])
-            self._sent = dict(wanted)
+            self.tracker.update()
+            self._send_state()
         self.client.wait_programmed(timeout=30)
+
+    def _send_state(self) -> None:
+        wanted = dict(self.tracker.by_service())
+        self.last_ack = self.client.set_state(self.topology.with_announcements(self.announcements),
+                                              [p for key in sorted(wanted) for p in wanted[key]])
+        self._sent = wanted
 
     def restart_controller(self) -> dict:
         """Stop the controller process and start a new one (for experiments on fail-secure bridges):
@@ -94,29 +96,38 @@ class SdnDataPlane:
         self.loop.stop()
         self.client.close()
         self.process.stop()
+        if self.tracker is not None:
+            self.tracker.close()
 
     def synced(self) -> bool:
         return self.loop.synced()
 
+    def progress(self) -> int:
+        return self.loop.progress()
+
+    def busy(self) -> bool:
+        return self.loop.busy()
+
+    def activity(self) -> str | None:
+        state = self.loop.activity()
+        return f"{state} (OpenFlow to {len(self.topology.bridges)} bridges)" if state else None
+
     def _sync(self) -> None:
-        wanted = self.cp.service_ports_by_service()
         with self._lock:
-            # Unchanged Services keep the same tuple (proxy/tracker.py): identity finds the changes.
-            changed = [key for key, ports in wanted.items() if self._sent.get(key) is not ports]
-            removed = [key for key in self._sent if key not in wanted]
-            if len(changed) + len(removed) > BATCH_THRESHOLD:
+            _, changed = self.tracker.update()
+            wanted = self.tracker.by_service()
+            if len(changed) > BATCH_THRESHOLD:
                 # Many at once (a big apply): one full state, one barrier per bridge, instead of a
                 # round trip per Service; the controller still touches only flows whose cookie changed.
-                self.last_ack = self.client.set_state(self.topology.with_announcements(self.announcements),
-                                                      [p for key in sorted(wanted) for p in wanted[key]])
-                self._sent = dict(wanted)
+                self._send_state()
                 return
-            for key in changed:
-                self.last_ack = self.client.upsert_service(*key, wanted[key], announcements=self.announcements)
-                self._sent[key] = wanted[key]
-            for key in removed:
-                self.last_ack = self.client.delete_service(*key)
-                del self._sent[key]
+            for key in sorted(changed):
+                if key in wanted:
+                    self.last_ack = self.client.upsert_service(*key, wanted[key], announcements=self.announcements)
+                    self._sent[key] = wanted[key]
+                elif key in self._sent:
+                    self.last_ack = self.client.delete_service(*key)
+                    del self._sent[key]
 
     def rule_count(self) -> int:
         """Flows on the largest node bridge."""
@@ -136,35 +147,11 @@ class SdnDataPlane:
                 self.topology = self.topology.without_pod(*sandbox["pod_key"])
                 self.client.remove_pod(*sandbox["pod_key"])
 
-    def announce(self, old: dict[str, str], new: dict[str, str]) -> None:
+    def announce(self, old: Mapping[str, str], new: Mapping[str, str]) -> None:
         """The controller answers ARP for a LoadBalancer IP on the announcing node's uplink."""
         moved = {ip for ip in set(old) | set(new) if old.get(ip) != new.get(ip)}
         with self._lock:
             self.announcements = dict(new)
-            for key, ports in self.cp.service_ports_by_service().items():
-                if any(ip in moved for port in ports + self._sent.get(key, ()) for ip in port.load_balancer_ips):
+            for key, ports in self._sent.items():
+                if any(ip in moved for port in ports for ip in port.load_balancer_ips):
                     self.client.upsert_service(*key, ports, announcements=self.announcements)
-                    self._sent[key] = ports
-
-
-def cluster_topology(cluster, node_names: list[str]) -> Topology:
-    """The SDN topology for a control plane's current pods, with the ofports the emulation gives
-    them when they start in name order on each node (for `testbed render openflow`, without root)."""
-    from ..net import addressing
-    from ..proxy.loadbalancer import announcements
-    topology = Topology.for_nodes(node_names)
-    slots: dict[str, int] = defaultdict(int)
-    for pod in sorted(cluster.get("pods", namespace=None), key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"])):
-        node, ip = pod["spec"].get("nodeName"), (pod.get("status") or {}).get("podIP")
-        if node not in node_names or not ip or pod["spec"].get("hostNetwork"):
-            continue
-        slots[node] += 1
-        topology = topology.with_pod(Pod(pod["metadata"]["namespace"], pod["metadata"]["name"], node, ip,
-                                         addressing.pod_mac(ip), addressing.FIRST_POD_PORT + slots[node]))
-    return topology.with_announcements(announcements(cluster.control_plane.service_ports(), node_names))
-
-
-def render_openflow_for_cluster(cluster, node: str) -> str:
-    from .pipeline import render_openflow
-    names = list(cluster.topology.nodes)
-    return render_openflow(cluster.control_plane.service_ports(), cluster_topology(cluster, names), node)

@@ -34,6 +34,7 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 from testbed.proxy.model import Endpoint, ServicePort
+from testbed.proxy.topology import external_endpoints, internal_endpoints
 from testbed.sdn import algorithms
 from testbed.sdn.flows import (
     CONTROLLER, ETH_ARP, ETH_IP, FLOOD, IN_PORT, KIND_ADDRESS, KIND_AFFINITY, KIND_BASE, KIND_HOST,
@@ -288,13 +289,13 @@ class BridgePipeline:
     def instances(self, port: ServicePort) -> tuple[Instance, Instance | None]:
         node = self.bridge.node
         algorithm = algorithms.algorithm_name(port.lb_algorithm)
-        internal = self._instance(port, "internal", algorithm, port.cluster_endpoints(node))
+        internal = self._instance(port, "internal", algorithm, internal_endpoints(port, node))
         if not port.has_external_addresses:
             return internal, None
-        external_endpoints = port.external_endpoints(node)
-        if external_endpoints == internal.endpoints:
+        external = external_endpoints(port, node)
+        if external == internal.endpoints:
             return internal, internal
-        return internal, self._instance(port, "external", algorithm, external_endpoints)
+        return internal, self._instance(port, "external", algorithm, external)
 
     def _instance(self, port, scope, algorithm, endpoints) -> Instance:
         key = instance_key(port, scope)

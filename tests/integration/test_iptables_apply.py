@@ -16,7 +16,7 @@ import time
 import pytest
 
 from testbed.net.runner import NamespaceRunner
-from testbed.proxy.iptables import JUMP_RULES, IptablesProxier, endpoint_chain_name, service_chain_names
+from testbed.backends.iptables import JUMP_RULES, IptablesProxier, endpoint_chain_name, service_chain_names
 from testbed.proxy.model import Endpoint, NodeInfo, ServicePort
 
 NODE = NodeInfo(name="node1", ip="172.18.0.11", pod_cidr="10.244.1.0/24", cluster_cidr="10.244.0.0/16")
@@ -130,14 +130,14 @@ def test_sync_change_and_cleanup_in_a_namespace(netns, restore_command):
         assert set(answers) == set(ENDPOINT_IPS)  # both chosen: P(miss) = 2 * 0.5**40
         assert set(_connect(netns, NODE.ip, 30080, 40)) == set(ENDPOINT_IPS)  # the NodePort
 
-        second = proxier.sync([web(ENDPOINT_IPS[:1]), other()])
+        second = proxier.sync([web(ENDPOINT_IPS[:1]), other()], frozenset({("default", "web")}))
         assert not second.full and second.changed_services == ("default/web",)
         saved = netns.run([proxier.save_command]).stdout
         assert endpoint_chain_name(web(), web().endpoints[1]) not in saved
         assert sum(line.startswith("-A PREROUTING") for line in saved.splitlines()) == 1
         assert set(_connect(netns, CLUSTER_IP, 80, 10)) == {ENDPOINT_IPS[0]}
 
-        third = proxier.sync([web(ENDPOINT_IPS[:1]), other()])  # unchanged: nothing rewritten
+        third = proxier.sync([web(ENDPOINT_IPS[:1]), other()], frozenset())  # unchanged: nothing rewritten
         assert third.changed_services == () and third.rules_written < second.rules_written
     finally:
         proxier.cleanup()

@@ -2,7 +2,6 @@
 import subprocess
 import sys
 
-import pytest
 
 from testbed.cli import main
 
@@ -41,12 +40,3 @@ def test_stdin_and_bad_yaml_through_a_real_process():
     assert "Traceback" not in proc.stderr
 
 
-def test_modes_that_cannot_run_say_so_without_a_traceback(capsys, monkeypatch):
-    """`testbed up` with a mode this testbed (or kernel) lacks ends with one clear line."""
-    from testbed.errors import TestbedError
-    from testbed.proxy.backends import NOT_YET, make_dataplane
-    with pytest.raises(TestbedError, match="not implemented yet"):
-        make_dataplane("nftables", emulation=None)
-    assert set(NOT_YET) == {"userspace", "nftables", "ipvs"}
-    assert main(["render", "nftables", "-f", "examples/myapp.yaml"]) == 1
-    assert "not implemented yet" in capsys.readouterr().err

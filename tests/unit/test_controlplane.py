@@ -5,6 +5,7 @@ import re
 import pytest
 
 from testbed.cluster import Cluster
+from testbed.proxy.tracker import ports_of
 from testbed.controlplane import ClusterConfig, ControlPlane
 from testbed.errors import TestbedError
 from testbed.manifests import load, parse_text
@@ -76,14 +77,14 @@ def test_selectorless_service_uses_given_endpoints_through_mirroring(cluster):
         "endpointslicemirroring-controller.k8s.io"
     assert slices[0]["endpoints"][0]["addresses"] == ["192.168.200.10"]
     assert slices[0]["ports"][0]["port"] == 9376
-    ports = {p.service_port_name: p for p in cluster.control_plane.service_ports()}
+    ports = {p.service_port_name: p for p in cluster.service_ports()}
     assert [e.address for e in ports["default/my-service"].endpoints] == ["192.168.200.10:9376"]
 
 
 def test_external_name_has_no_slices_and_is_not_proxied(cluster):
     assert not [s for s in cluster.get("endpointslices", namespace=None)
                 if s["metadata"]["labels"]["kubernetes.io/service-name"] == "external-redis-svc"]
-    assert "default/external-redis-svc" not in {p.service_port_name for p in cluster.control_plane.service_ports()}
+    assert "default/external-redis-svc" not in {p.service_port_name for p in cluster.service_ports()}
 
 
 def test_at_most_100_endpoints_per_slice():
@@ -232,13 +233,13 @@ spec: {selector: {app: a}, ports: [{port: 80}]}
     pod = cp.assign_pod_ip("default", "p")
     from testbed.controlplane.scheduling import running_status
     cp.set_pod_status("default", "p", running_status(pod, ready=True))
-    ports = {p.name: p for p in cp.service_ports()}
+    ports = {p.name: p for p in ports_of(cp.store)}
     assert ports["s"].endpoints[0].ready
     cp.delete("Pod", "p")
-    endpoint = {p.name: p for p in cp.service_ports()}["s"].endpoints[0]
+    endpoint = {p.name: p for p in ports_of(cp.store)}["s"].endpoints[0]
     assert endpoint.terminating and not endpoint.ready
     cp.finalize_pod_deletion("default", "p")
-    assert {p.name: p for p in cp.service_ports()}["s"].endpoints == ()
+    assert {p.name: p for p in ports_of(cp.store)}["s"].endpoints == ()
     assert cp.pod_ipam.ranges["node1"].is_free(pod["status"]["podIP"])
 
 
@@ -282,13 +283,19 @@ def test_lb_pool_exhaustion_leaves_service_pending():
 
 
 def test_incremental_proxy_view_equals_a_full_rebuild():
-    """The change tracker (proxy/tracker.py) must give what service_ports() computes from scratch."""
+    """The change tracker (proxy/tracker.py) must give what service_ports() computes from scratch,
+    and report exactly the Services whose ports or endpoints differ since its previous update."""
     import random
     from testbed.proxy.model import service_ports
+    from testbed.proxy.tracker import ServiceChangeTracker
     c = Cluster(network=False, seed=4)
     cp = c.control_plane
     rng = random.Random(4)
-    first = cp.service_ports()
+    tracker = ServiceChangeTracker(cp.store, cp.lock)
+    first, changed = tracker.update()
+    assert first == ports_of(cp.store)
+    assert changed == {("default", "kubernetes"), ("kube-system", "kube-dns")}
+    previous = {key: ports for key, ports in tracker.by_service().items()}
     for step in range(60):
         i = rng.randrange(8)
         action = rng.choice(["svc", "deploy", "scale", "delete-svc", "delete-deploy", "endpoints"])
@@ -314,5 +321,10 @@ def test_incremental_proxy_view_equals_a_full_rebuild():
                           "subsets": [{"addresses": [{"ip": f"10.1.0.{step + 1}"}], "ports": [{"port": 9}]}]}])
         except TestbedError:
             pass  # deleting what does not exist
-        assert cp.service_ports() == service_ports(cp.store.list("Service"), cp.store.list("EndpointSlice"))
-    assert cp.service_ports() != first
+        ports, changed = tracker.update()
+        assert ports == service_ports(cp.store.list("Service"), cp.store.list("EndpointSlice"))
+        now = {key: value for key, value in tracker.by_service().items()}
+        assert changed == {key for key in previous.keys() | now.keys() if previous.get(key) != now.get(key)}
+        previous = now
+    assert ports != first
+    tracker.close()

@@ -1,4 +1,4 @@
-"""kube-proxy's iptables rules (testbed.proxy.iptables): names, golden output, and packet traces.
+"""kube-proxy's iptables rules (testbed.backends.iptables): names, golden output, and packet traces.
 
 The golden file is the rendering for node1 of myapp.yaml-like Services; regenerate it with
 `UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/test_iptables.py` and review the diff.
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from testbed.proxy.iptables import (
-    LARGE_CLUSTER_ENDPOINTS_THRESHOLD, build_ruleset, categorize_endpoints, endpoint_chain_name,
+from testbed.backends.iptables import (
+    LARGE_CLUSTER_ENDPOINTS_THRESHOLD, build_ruleset, endpoint_chain_name,
     masquerade_mark, port_proto_hash, probability, render_iptables, service_chain_names)
 from testbed.proxy.model import Endpoint, NodeInfo, ServicePort
+from testbed.proxy.topology import categorize_endpoints
 from tests.support.fake_iptables import FakeIptables
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "iptables" / "myapp-node1.rules"

@@ -6,10 +6,11 @@ carries only the chains of the Services that changed.
 """
 import pytest
 
-from testbed.proxy.iptables import (
+from testbed.backends.iptables import (
     JUMP_RULES, LARGE_CLUSTER_ENDPOINTS_THRESHOLD, IptablesProxier, is_service_chain_name, render_iptables,
     service_chain_names)
 from testbed.proxy.model import Endpoint, NodeInfo, ServicePort
+from testbed.proxy.tracker import diff_services
 from tests.support.fake_iptables import FakeIptables, FakeIptablesRunner
 
 NODE = NodeInfo(name="node1", ip="172.18.0.11", pod_cidr="10.244.1.0/24", cluster_cidr="10.244.0.0/16")
@@ -32,6 +33,20 @@ def state_of_full_render(ports):
     return fake.save()
 
 
+_told: dict[int, dict] = {}   # proxier id -> the per-Service ports it was last given
+
+
+def sync(proxier, ports):
+    """What the change tracker does for a real data plane: tell the proxier which Services changed
+    since its previous sync (proxy/tracker.py diff_services)."""
+    by_service: dict = {}
+    for p in ports:
+        by_service[p.service_key] = by_service.get(p.service_key, ()) + (p,)
+    previous = _told.get(id(proxier))
+    _told[id(proxier)] = by_service
+    return proxier.sync(ports, None if previous is None else diff_services(previous, by_service))
+
+
 def declared_chains(text):
     return {line[1:].split()[0] for line in text.splitlines() if line.startswith(":")}
 
@@ -47,7 +62,7 @@ def proxier(runner):
 
 
 def test_first_sync_is_full_and_builds_the_whole_node(proxier, runner):
-    result = proxier.sync(services())
+    result = sync(proxier, services())
     assert result.full and result.changed_services == ("default/alpha", "default/beta", "default/gamma")
     assert runner.fake.save() == state_of_full_render(services())
     assert result.rules_written == result.rules
@@ -56,11 +71,11 @@ def test_first_sync_is_full_and_builds_the_whole_node(proxier, runner):
 
 
 def test_partial_sync_rewrites_only_the_changed_service(proxier, runner):
-    proxier.sync(services())
+    sync(proxier, services())
     changed = services()
     changed[1] = port("beta", "10.96.0.12", endpoints=("10.244.0.5", "10.244.2.5", "10.244.1.5"),
                       service_type="NodePort", node_port=30012)
-    result = proxier.sync(changed)
+    result = sync(proxier, changed)
     assert not result.full and result.changed_services == ("default/beta",)
     text = runner.restore_inputs()[-1]
     service_chains = {c for c in declared_chains(text) if is_service_chain_name(c)}
@@ -75,18 +90,18 @@ def test_partial_sync_rewrites_only_the_changed_service(proxier, runner):
 
 
 def test_unchanged_sync_writes_no_service_chains(proxier, runner):
-    proxier.sync(services())
-    result = proxier.sync(services())
+    sync(proxier, services())
+    result = sync(proxier, services())
     assert result.changed_services == () and not result.full
     assert not any(is_service_chain_name(c) for c in declared_chains(runner.restore_inputs()[-1]))
     assert runner.fake.save() == state_of_full_render(services())
 
 
 def test_removed_endpoint_and_removed_service_chains_are_deleted(proxier, runner):
-    proxier.sync(services())
+    sync(proxier, services())
     fewer = [port("alpha", "10.96.0.11", endpoints=("10.244.0.5",)),
              port("beta", "10.96.0.12", service_type="NodePort", node_port=30012)]
-    proxier.sync(fewer)
+    sync(proxier, fewer)
     text = runner.restore_inputs()[-1]
     gamma = service_chain_names(services()[2])
     assert f"-X {gamma.cluster}" in text
@@ -95,9 +110,9 @@ def test_removed_endpoint_and_removed_service_chains_are_deleted(proxier, runner
 
 
 def test_new_proxier_over_existing_rules_adds_no_duplicate_jumps_and_drops_leftovers(runner):
-    IptablesProxier(runner, NODE).sync(services())
+    sync(IptablesProxier(runner, NODE), services())
     again = IptablesProxier(runner, NODE)     # e.g. the testbed restarted
-    result = again.sync(services()[:1])
+    result = sync(again, services()[:1])
     assert result.full
     text = runner.restore_inputs()[-1]
     assert not any(line.startswith("-I ") for line in text.splitlines())
@@ -107,14 +122,14 @@ def test_new_proxier_over_existing_rules_adds_no_duplicate_jumps_and_drops_lefto
 
 
 def test_cleanup_leaves_empty_tables(proxier, runner):
-    proxier.sync(services())
+    sync(proxier, services())
     proxier.cleanup()
     assert runner.fake.save() == FakeIptables().save()
-    assert proxier.sync(services()).full  # after cleanup the next sync starts over
+    assert sync(proxier, services()).full  # after cleanup the next sync starts over
 
 
 def test_failed_restore_makes_the_next_sync_full(proxier, runner, monkeypatch):
-    proxier.sync(services())
+    sync(proxier, services())
     changed = services()
     changed[0] = port("alpha", "10.96.0.11", endpoints=("10.244.0.5",))
     real_restore = runner.fake.restore
@@ -125,17 +140,17 @@ def test_failed_restore_makes_the_next_sync_full(proxier, runner, monkeypatch):
 
     monkeypatch.setattr(runner.fake, "restore", fail_once)
     with pytest.raises(RuntimeError):
-        proxier.sync(changed)
-    result = proxier.sync(changed)
+        sync(proxier, changed)
+    result = sync(proxier, changed)
     assert result.full and runner.calls[-2][0] == ["iptables-save"]
     assert runner.fake.save() == state_of_full_render(changed)
 
 
 def test_entering_large_cluster_mode_forces_a_full_sync(proxier, runner):
-    proxier.sync(services())
+    sync(proxier, services())
     many = [f"10.244.{i // 250}.{i % 250 + 2}" for i in range(LARGE_CLUSTER_ENDPOINTS_THRESHOLD + 1)]
     grown = services() + [port("delta", "10.96.0.14", endpoints=many)]
-    result = proxier.sync(grown)
+    result = sync(proxier, grown)
     assert result.full
     assert runner.fake.save() == state_of_full_render(grown)
 
@@ -150,7 +165,7 @@ def test_backend_commands():
 def test_memoised_rendering_equals_fresh_rendering():
     """build_ruleset(memo=...) reuses rules of unchanged ports; the text must not differ."""
     import dataclasses
-    from testbed.proxy.iptables import build_ruleset
+    from testbed.backends.iptables import build_ruleset
     from testbed.proxy.model import Endpoint, NodeInfo, ServicePort
     node = NodeInfo("node1", "172.18.0.10", "10.244.0.0/24", "10.244.0.0/16")
     ports = [ServicePort("default", f"s{i}", "", "TCP", 80, f"10.96.1.{i + 1}",

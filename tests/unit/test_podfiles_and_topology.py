@@ -66,7 +66,8 @@ def test_container_env_downward_api_overrides_services():
     env = container_env(pod(nodeName="node2"), {"env": [
         {"name": "A", "value": "1"}, {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "X_SERVICE_HOST", "value": "mine"}]}, {"X_SERVICE_HOST": "10.0.0.1"})
-    assert env == {"X_SERVICE_HOST": "mine", "A": "1", "NODE": "node2"}
+    assert env == {"X_SERVICE_HOST": "mine", "A": "1", "NODE": "node2", "HOSTNAME": "web-1", "HOME": "/root",
+                   "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 @pytest.mark.parametrize("container, kind, ports", [

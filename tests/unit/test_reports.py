@@ -35,7 +35,7 @@ def test_report_refuses_other_formats(tmp_path):
 def test_kernel_modes_have_only_random():
     assert algorithm_annotations("sdn", "maglev") == {"testbed.io/lb-algorithm": "maglev"}
     assert algorithm_annotations("iptables", "random") == {}
-    with pytest.raises(TestbedError, match="balances only at random"):
+    with pytest.raises(TestbedError, match="iptables mode offers random; not the 'rr' algorithm"):
         algorithm_annotations("iptables", "rr")
 
 

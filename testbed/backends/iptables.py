@@ -51,7 +51,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
 from testbed.net.runner import NamespaceRunner
+from testbed.proxy.backend import Backend, BackendOption, ServiceKey, SyncResult, register
 from testbed.proxy.model import Endpoint, NodeInfo, ServicePort
+from testbed.proxy.topology import (EndpointCategories, categorize_endpoints, externally_accessible,
+                                    uses_cluster_endpoints, uses_local_endpoints)
 
 KUBE_SERVICES = "KUBE-SERVICES"
 KUBE_EXTERNAL_SERVICES = "KUBE-EXTERNAL-SERVICES"
@@ -115,60 +118,6 @@ def probability(n: int) -> str:
 def masquerade_mark(bit: int) -> str:
     """Go's fmt.Sprintf("%#08x", 1<<bit): zero padding to 8 digits after the 0x."""
     return f"0x{1 << bit:08x}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Which endpoints a node uses (kube-proxy's pkg/proxy/topology.go CategorizeEndpoints)
-
-
-@dataclass(frozen=True)
-class EndpointCategories:
-    cluster: tuple[Endpoint, ...]    # for Cluster policy ((), if the service never uses it)
-    local: tuple[Endpoint, ...]      # for Local policy ((), if the service never uses it)
-    reachable: tuple[Endpoint, ...]  # union: the endpoints that get a KUBE-SEP chain here
-    has_any: bool                    # usable endpoints anywhere in the cluster
-
-
-def externally_accessible(port: ServicePort) -> bool:
-    return port.has_external_addresses
-
-
-def uses_cluster_endpoints(port: ServicePort) -> bool:
-    return not port.internal_policy_local or (externally_accessible(port) and not port.external_policy_local)
-
-
-def uses_local_endpoints(port: ServicePort) -> bool:
-    return port.internal_policy_local or (externally_accessible(port) and port.external_policy_local)
-
-
-def categorize_endpoints(port: ServicePort, node_name: str) -> EndpointCategories:
-    """Ready endpoints, or serving-and-terminating ones when none is ready (separately for the
-    Cluster and the Local set). Topology hints are not modelled (no zones)."""
-    endpoints = port.endpoints
-    cluster: tuple[Endpoint, ...] = ()
-    local: tuple[Endpoint, ...] = ()
-    has_any = False
-    if uses_cluster_endpoints(port):
-        cluster = tuple(e for e in endpoints if e.ready) or tuple(
-            e for e in endpoints if e.serving and e.terminating)
-        has_any = bool(cluster)
-    if not uses_local_endpoints(port):
-        return EndpointCategories(cluster, (), cluster, has_any)
-    usable = [e for e in endpoints if e.ready or (e.serving and e.terminating)]
-    has_any = has_any or bool(usable)
-    on_node = [e for e in endpoints if e.node_name == node_name]
-    terminating_fallback = False
-    if any(e.ready for e in on_node):
-        local = tuple(e for e in on_node if e.ready)
-    elif any(e.serving and e.terminating for e in on_node):
-        local = tuple(e for e in on_node if e.serving and e.terminating)
-        terminating_fallback = True
-    if not uses_cluster_endpoints(port):
-        return EndpointCategories((), local, local, has_any)
-    if not terminating_fallback:
-        return EndpointCategories(cluster, local, cluster, has_any)  # cluster is a superset
-    merged = {e.address: e for e in (*cluster, *local)}
-    return EndpointCategories(cluster, local, tuple(merged[k] for k in sorted(merged)), has_any)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,13 +502,6 @@ def render_iptables(ports: Sequence[ServicePort], node: NodeInfo, *, masquerade_
     return build_ruleset(ports, node, masquerade_bit=masquerade_bit).restore_text()
 
 
-def changed_services(previous: Mapping[tuple, ServicePort], current: Mapping[tuple, ServicePort]) -> frozenset[str]:
-    """"ns/name" of every Service with a port added, removed or different (endpoints included):
-    kube-proxy's change trackers report whole Services, so all their ports are rewritten."""
-    return frozenset(f"{key[0]}/{key[1]}" for key in previous.keys() | current.keys()
-                     if previous.get(key) != current.get(key))
-
-
 # ---------------------------------------------------------------------------------------------
 # Reading iptables-save
 
@@ -624,17 +566,6 @@ def cleanup_text(saved: SavedState) -> str:
 # The applier
 
 
-@dataclass(frozen=True)
-class SyncResult:
-    seconds_render: float           # building the ruleset and the restore input (pure)
-    seconds_apply: float            # iptables-save (full syncs) + the one iptables-restore
-    rules: int                      # rules installed after this sync (the whole node)
-    chains: int                     # kube-proxy chains installed after this sync
-    changed_services: tuple[str, ...]  # "ns/name" whose chains were (re)written
-    full: bool
-    rules_written: int = 0          # rule lines in this sync's restore input (partial syncs: fewer)
-
-
 class IptablesProxier:
     """Keeps a node namespace's iptables in kube-proxy's layout, one iptables-restore per sync.
 
@@ -654,16 +585,15 @@ class IptablesProxier:
         self.restore_command = restore_command
         self.save_command = restore_command[: -len("-restore")] + "-save"
         self.masquerade_bit = masquerade_bit
-        self._previous: dict[tuple, ServicePort] | None = None
+        self._in_sync = False    # False: the next sync is a full one (first, after a failure, cleanup)
         self._installed_chains: frozenset[str] = frozenset()
         self._large_cluster: bool | None = None
         self._memo: dict = {}    # (port, context) -> rendered rules, for unchanged Services
 
-    def sync(self, ports: Sequence[ServicePort]) -> SyncResult:
+    def sync(self, ports: Sequence[ServicePort], changed: frozenset[ServiceKey] | None = None) -> SyncResult:
         started = time.perf_counter()
         ruleset = build_ruleset(ports, self.node, masquerade_bit=self.masquerade_bit, memo=self._memo)
-        current = {_port_key(p): p for p in ports if p.cluster_ip}
-        full = self._previous is None or ruleset.large_cluster != self._large_cluster
+        full = not self._in_sync or changed is None or ruleset.large_cluster != self._large_cluster
         seconds_save = 0.0
         if full:
             save_started = time.perf_counter()
@@ -672,22 +602,24 @@ class IptablesProxier:
             existing = saved.chains.get("nat", frozenset())
             stale = sorted(c for c in existing - ruleset.active_nat_chains if is_service_chain_name(c))
             jumps = [j for j in JUMP_RULES if not saved.has_jump(j)]
-            changed = frozenset(p.service for p in ruleset.ports)
+            rewritten = frozenset(p.service for p in ruleset.ports)
             text = ruleset.restore_text(stale_chains=stale, jumps=jumps)
         else:
-            changed = changed_services(self._previous, current)
+            rewritten = frozenset(f"{namespace}/{name}" for namespace, name in changed)
             stale = sorted(self._installed_chains - ruleset.active_nat_chains)
-            text = ruleset.restore_text(rewrite=changed.__contains__, stale_chains=stale, jumps=())
+            text = ruleset.restore_text(rewrite=rewritten.__contains__, stale_chains=stale, jumps=())
         seconds_render = time.perf_counter() - started - seconds_save
         apply_started = time.perf_counter()
-        self._previous = None  # if the restore fails, the next sync must be a full one
-        self.runner.run([self.restore_command, "-w", "5", "--noflush", "--counters"], input=text)
+        self._in_sync = False  # if the restore fails, the next sync must be a full one
+        # No timeout: kube-proxy waits for iptables-restore however long it takes (iptables-nft
+        # needs minutes for 10,000 Services with --noflush); a killed restore would only retry.
+        self.runner.run([self.restore_command, "-w", "5", "--noflush", "--counters"], input=text, timeout=None)
         seconds_apply = time.perf_counter() - apply_started + seconds_save
-        self._previous, self._large_cluster = current, ruleset.large_cluster
+        self._in_sync, self._large_cluster = True, ruleset.large_cluster
         self._installed_chains = ruleset.active_nat_chains
         written = sum(1 for line in text.splitlines() if line.startswith(("-A ", "-I ")))
-        return SyncResult(seconds_render, seconds_apply, ruleset.rule_count, ruleset.chain_count,
-                          tuple(sorted(changed)), full, written)
+        return SyncResult(seconds_render, seconds_apply, ruleset.rule_count, tuple(sorted(rewritten)), full,
+                          written, {"chains": ruleset.chain_count})
 
     def read_state(self) -> SavedState:
         return parse_save(self.runner.run([self.save_command]).stdout)
@@ -697,4 +629,37 @@ class IptablesProxier:
         text = cleanup_text(self.read_state())
         if text:
             self.runner.run([self.restore_command, "-w", "5", "--noflush"], input=text)
-        self._previous, self._installed_chains, self._large_cluster = None, frozenset(), None
+        self._in_sync, self._installed_chains, self._large_cluster = False, frozenset(), None
+
+    def stop(self) -> None:
+        pass  # nothing runs: the rules stay in the node's namespace (and go with it)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration
+
+RESTORE_COMMANDS = {"nft": "iptables-restore", "legacy": "iptables-legacy-restore"}
+
+
+def _restore_command(options: Mapping[str, str]) -> str:
+    return RESTORE_COMMANDS[options.get("iptables_backend", "nft")]
+
+
+def _render(ports: Sequence[ServicePort], node: NodeInfo, layout=None) -> str:
+    return render_iptables(ports, node)
+
+
+register(Backend(
+    mode="iptables",
+    summary="kube-proxy's iptables mode: KUBE-SERVICES/SVC/SEP/EXT/FW/NODEPORTS chains with hashed names, "
+            "`statistic` probabilities, `recent` affinity, masquerade marks, traffic policies, REJECT without "
+            "endpoints; one `iptables-restore --noflush` per sync with partial syncs, in each node's namespace",
+    render=_render,
+    make_proxier=lambda ctx: IptablesProxier(ctx.runner, ctx.node, _restore_command(ctx.options)),
+    required_tools=lambda options: (_restore_command(options), _restore_command(options)[:-len("-restore")] + "-save"),
+    options=(BackendOption("iptables_backend", ("nft", "legacy"), "nft",
+                           "iptables-nft (the default of Debian and most distributions) or iptables-legacy"),),
+    variants={"iptables": {"iptables_backend": "nft"}, "iptables-legacy": {"iptables_backend": "legacy"}},
+    describe=lambda options: f"iptables ({options['iptables_backend']})",
+    state_command="iptables-save -t nat",
+))
