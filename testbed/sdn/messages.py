@@ -14,7 +14,7 @@ change state are answered after every connected bridge confirmed the change (Ope
 | remove_pod | `namespace`, `name` | as set_state |
 | status | | `bridges`: {node: {bridge, dpid, connected, synced, flows, groups, last_resync, connected_at, synced_at, connections}} |
 | wait_programmed | `nodes` (optional), `seconds`, `after` (epoch seconds, optional) | `bridges` once every listed bridge is connected and in sync (by a resync after `after`) |
-| connections | `node` | reactive connection counts: {instance id: {endpoint: active}} |
+| connections | `node` | reactive connection counts as IPVS keeps them: `connections` {instance id: {endpoint: active}}, `inactive` {instance id: {endpoint: inactive}} |
 """
 from __future__ import annotations
 

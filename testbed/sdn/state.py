@@ -345,6 +345,7 @@ class _Tracked:
     node: str
     instance: int
     address: str
+    active: bool = True           # IPVS' active (ESTABLISHED) or inactive count
 
 
 class ReactiveSelector:
@@ -384,9 +385,12 @@ class ReactiveSelector:
             ip, port = address.rsplit(":", 1)
             post_nat = (packet["ipv4_src"], packet[sport_field], ip, int(port), proto)
             tracking = tracking_flow(instance, post_nat)
-            if (node, post_nat) not in self.connections:
-                chooser.opened(address)
-            self.connections[(node, post_nat)] = _Tracked(node, instance.id, address)
+            active = proto == 6      # IPVS counts UDP "connections" as inactive
+            previous = self.connections.get((node, post_nat))
+            if previous is None:
+                chooser.opened(address, active)
+            self.connections[(node, post_nat)] = _Tracked(node, instance.id, address,
+                                                          previous.active if previous else active)
         ip, port = address.rsplit(":", 1)
         actions = (SetField(REG_INSTANCE, instance.id), SetField(REG_FLAGS, flags | FLAG_REACTIVE),
                    SetField(REG_EP_IP, ip_int(ip)), SetField(REG_EP_PORT, int(port)), Resubmit(T_ENDPOINT))
@@ -398,7 +402,17 @@ class ReactiveSelector:
             return
         chooser = self.choosers.get((node, tracked.instance))
         if chooser is not None:
-            chooser.closed(tracked.address)
+            chooser.closed(tracked.address, tracked.active)
+
+    def on_closing(self, node: str, post_nat: tuple) -> None:
+        """The client of a connection sent FIN or RST (a CLOSING packet-in)."""
+        tracked = self.connections.get((node, post_nat))
+        if tracked is None or not tracked.active:
+            return
+        tracked.active = False
+        chooser = self.choosers.get((node, tracked.instance))
+        if chooser is not None:
+            chooser.closing(tracked.address)
 
     def adopt(self, node: str, instance: Instance, post_nat: tuple) -> None:
         """Count a connection flow found on a switch after a controller restart."""
@@ -418,6 +432,10 @@ class ReactiveSelector:
     def active(self, node: str, instance_id: int) -> dict[str, int]:
         chooser = self.choosers.get((node, instance_id))
         return dict(chooser.active) if chooser else {}
+
+    def inactive(self, node: str, instance_id: int) -> dict[str, int]:
+        chooser = self.choosers.get((node, instance_id))
+        return dict(chooser.inactive) if chooser else {}
 
 
 def tracking_flow(instance: Instance, post_nat: tuple) -> Flow:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from testbed.net import addressing
 from testbed.proxy.model import Endpoint, ServicePort
-from testbed.sdn.pipeline import FLAG_REACTIVE, REG_FLAGS, REG_INSTANCE
+from testbed.sdn.pipeline import FLAG_REACTIVE, REG_FLAGS, REG_INSTANCE, T_CLOSING
 from testbed.sdn.state import ClusterState, ReactiveSelector
 from testbed.sdn.topology import PIPELINE_MAC, Pod, Topology, pod_at
 
@@ -98,6 +98,11 @@ class FakeSdnCluster:
 
     def _answer(self, node: str, packet_in) -> list[Delivery]:
         packet = packet_in.packet
+        if packet_in.table == T_CLOSING:   # a copy: the packet itself went on
+            proto = packet["ip_proto"]
+            sport, dport = ("tcp_src", "tcp_dst") if proto == 6 else ("udp_src", "udp_dst")
+            self.selector.on_closing(node, (packet["ipv4_src"], packet[sport], packet["ipv4_dst"], packet[dport], proto))
+            return []
         if not packet.get(REG_FLAGS, 0) & FLAG_REACTIVE:
             self.rejections.append(Rejection(node, packet))
             return []
