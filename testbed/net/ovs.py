@@ -94,7 +94,6 @@ class OvsDaemons:
 
     def __init__(self, run_dir: Path = TESTBED_RUN / "ovs"):
         self.run_dir = run_dir
-        self.started_by_us = False
 
     @property
     def marker(self) -> Path:
@@ -120,7 +119,6 @@ class OvsDaemons:
             run("ovs-vswitchd", "--pidfile", "--detach",
                 f"--log-file={self.run_dir / 'ovs-vswitchd.log'}")
         self.marker.write_text(str(os.getpid()))
-        self.started_by_us = True
         deadline = time.monotonic() + 10
         while not daemons_running():
             if time.monotonic() > deadline:

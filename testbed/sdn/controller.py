@@ -49,7 +49,7 @@ from testbed.sdn.flows import (
 from testbed.sdn.packets import rejection
 from testbed.sdn.pipeline import FLAG_REACTIVE, REG_FLAGS, REG_INSTANCE, T_CLOSING
 from testbed.sdn.state import ClusterState, Plan, ReactiveSelector, instance_for_connection
-from testbed.sdn.topology import Topology
+from testbed.sdn.wiring import Wiring
 
 LOG = logging.getLogger("testbed.sdn.controller")
 
@@ -436,7 +436,7 @@ class SdnController(app_manager.OSKenApp):
     def _apply(self, request: dict) -> None:
         op = request["op"]
         if op == "set_state":
-            self.state.set_state(Topology.from_json(request["topology"]),
+            self.state.set_state(Wiring.from_json(request["topology"]),
                                  [messages.port_from_json(p) for p in request.get("services", ())])
         elif op == "upsert_service":
             self.state.upsert_service(request["namespace"], request["name"],

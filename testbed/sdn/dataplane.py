@@ -23,7 +23,7 @@ from ..proxy.model import ServicePort
 from ..proxy.tracker import ServiceChangeTracker
 from ..sync import SyncLoop
 from .client import SdnControllerProcess
-from .topology import Pod, Topology
+from .wiring import Pod, Wiring
 
 
 BATCH_THRESHOLD = 50   # more changed Services than this in one sync: send the full state instead
@@ -47,13 +47,12 @@ class SdnDataPlane:
                                             env={CLUSTER_ENV: nodes.cluster_id})
         self.process.start()
         self.client = self.process.client()
-        self.topology = Topology.for_nodes(list(nodes.node_names))
+        self.wiring = Wiring.for_nodes(list(nodes.node_names))
         self.announcements: dict[str, str] = {}
         self._sent: dict[tuple[str, str], tuple[ServicePort, ...]] = {}
         self.tracker: ServiceChangeTracker | None = None
         self.loop = SyncLoop(self.name, ctx.api.store, {"Service", "EndpointSlice"}, self._sync)
         self.errors = self.loop.errors
-        self.last_ack = None
         self._lock = threading.RLock()  # the sync loop and the LB speaker both send Service updates
 
     def openflow_controller(self):
@@ -72,7 +71,7 @@ class SdnDataPlane:
 
     def _send_state(self) -> None:
         wanted = dict(self.tracker.by_service())
-        self.last_ack = self.client.set_state(self.topology.with_announcements(self.announcements),
+        self.client.set_state(self.wiring.with_announcements(self.announcements),
                                               [p for key in sorted(wanted) for p in wanted[key]])
         self._sent = wanted
 
@@ -110,7 +109,7 @@ class SdnDataPlane:
 
     def activity(self) -> str | None:
         state = self.loop.activity()
-        return f"{state} (OpenFlow to {len(self.topology.bridges)} bridges)" if state else None
+        return f"{state} (OpenFlow to {len(self.wiring.bridges)} bridges)" if state else None
 
     def _sync(self) -> None:
         with self._lock:
@@ -123,10 +122,10 @@ class SdnDataPlane:
                 return
             for key in sorted(changed):
                 if key in wanted:
-                    self.last_ack = self.client.upsert_service(*key, wanted[key], announcements=self.announcements)
+                    self.client.upsert_service(*key, wanted[key], announcements=self.announcements)
                     self._sent[key] = wanted[key]
                 elif key in self._sent:
-                    self.last_ack = self.client.delete_service(*key)
+                    self.client.delete_service(*key)
                     del self._sent[key]
 
     def rule_count(self) -> int:
@@ -137,14 +136,14 @@ class SdnDataPlane:
         entry = Pod(namespace=pod["metadata"]["namespace"], name=pod["metadata"]["name"], node=sandbox["node"],
                     ip=sandbox["ip"], mac=sandbox["mac"], ofport=sandbox["ofport"])
         with self._lock:
-            self.topology = self.topology.with_pod(entry)
+            self.wiring = self.wiring.with_pod(entry)
             self.client.add_pod(entry)
         sandbox["pod_key"] = (entry.namespace, entry.name)
 
     def pod_removed(self, sandbox: dict) -> None:
         if "pod_key" in sandbox:
             with self._lock:
-                self.topology = self.topology.without_pod(*sandbox["pod_key"])
+                self.wiring = self.wiring.without_pod(*sandbox["pod_key"])
                 self.client.remove_pod(*sandbox["pod_key"])
 
     def announce(self, old: Mapping[str, str], new: Mapping[str, str]) -> None:

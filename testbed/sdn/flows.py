@@ -22,7 +22,6 @@ fingerprint: a hash of the flow's content, so equal cookies mean equal flows.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Union
 
@@ -335,10 +334,6 @@ def group_to_ofctl(group: SelectGroup) -> str:
 
 
 # --- helpers the pipeline and the fake table share ----------------------------------------------------
-def ip_in(value: str, network: str) -> bool:
-    return ipaddress.ip_address(value) in ipaddress.ip_network(network, strict=False)
-
-
 @dataclass
 class FlowSet:
     """Flows and groups that one owner (a Service, a pod, the base pipeline...) puts on a bridge."""

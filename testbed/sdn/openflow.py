@@ -4,7 +4,7 @@ Pure: building a message needs only OS-Ken's protocol description, no switch. Th
 that every message encodes exactly what the ovs-ofctl rendering says, by letting `ovs-ofctl` print
 both (`ofp-parse` on our bytes, `parse-flows` on our text).
 
-`encode_flow_mods` builds the wire bytes of many flow-mods at once for the controller's bulk
+`encode_flow_mod` builds the wire bytes of flow-mods for the controller's bulk
 programming: the match is encoded here (OXM TLVs are simple and OS-Ken's OFPMatch is the slow
 part), the instructions by OS-Ken, cached by their content, since many flows share actions (e.g.
 `goto_table`) and a Service's flows are identical on every bridge. The tests check the bytes
@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from functools import lru_cache
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from os_ken.lib import addrconv
 from os_ken.ofproto import nicira_ext
@@ -305,10 +305,6 @@ def encode_flow_mod(flow: Flow, xid: int, command: int = ofp.OFPFC_ADD) -> bytes
                                ofp.OFPP_ANY, ofp.OFPG_ANY,
                                ofp.OFPFF_SEND_FLOW_REM if flow.send_flow_removed else 0)
     return head + body
-
-
-def encode_flow_mods(flows: Iterable[Flow], first_xid: int) -> bytes:
-    return b"".join(encode_flow_mod(f, first_xid + i) for i, f in enumerate(flows))
 
 
 def encode_delete_strict(flow: Flow, xid: int) -> bytes:

@@ -41,7 +41,7 @@ from testbed.sdn.flows import (
     KIND_POD, KIND_SERVICE, L4_FIELDS, PROTOCOLS, Bucket, Ct, Flow, FlowSet, Group, Learn, Move,
     Multipath, Nat, Output, OutputReg, Resubmit, SelectGroup, SetField, TCP_FIN, TCP_RST, ct_state,
     flow_to_ofctl, group_to_ofctl, match, owner_cookie, owner_hash, service_owner)
-from testbed.sdn.topology import PIPELINE_MAC, Bridge, Host, Pod, Topology
+from testbed.sdn.wiring import PIPELINE_MAC, Bridge, Host, Pod, Wiring
 
 # Tables
 T_CLASSIFY, T_CONNTRACK, T_CT_STATE = 0, 1, 2
@@ -146,7 +146,7 @@ def arp_reply(mac: str) -> tuple:
 @dataclass
 class BridgePipeline:
     """Flows and groups of one node bridge; each method returns what one owner contributes."""
-    topology: Topology
+    topology: Wiring
     bridge: Bridge
     ids: InstanceIds = field(default_factory=InstanceIds)
 
@@ -438,7 +438,7 @@ def allocate_ids(ports: Iterable[ServicePort], ids: InstanceIds | None = None) -
     return ids
 
 
-def bridge_flows(topology: Topology, node: str, ports: Sequence[ServicePort],
+def bridge_flows(topology: Wiring, node: str, ports: Sequence[ServicePort],
                  ids: InstanceIds | None = None) -> FlowSet:
     """Everything one node bridge gets: base, pods, hosts, addresses, Services. Cookies carry
     their content fingerprint."""
@@ -464,7 +464,7 @@ class OpenFlowText:
     groups: str
 
 
-def render_openflow_text(ports: Sequence[ServicePort], topology: Topology, node: str) -> OpenFlowText:
+def render_openflow_text(ports: Sequence[ServicePort], topology: Wiring, node: str) -> OpenFlowText:
     state = bridge_flows(topology, node, ports)
     flows = sorted(state.flows, key=lambda f: (f.table, -f.priority, flow_to_ofctl(f)))
     groups = sorted(state.groups, key=lambda g: g.group_id)
@@ -472,7 +472,7 @@ def render_openflow_text(ports: Sequence[ServicePort], topology: Topology, node:
                         groups="".join(group_to_ofctl(g) + "\n" for g in groups))
 
 
-def render_openflow(ports: Sequence[ServicePort], topology: Topology, node: str) -> str:
+def render_openflow(ports: Sequence[ServicePort], topology: Wiring, node: str) -> str:
     """What `testbed render openflow` prints for a node: its groups, then its flows. The header
     says how to load them (groups first: flows point at them; ovs-ofctl skips `#` lines)."""
     text = render_openflow_text(ports, topology, node)

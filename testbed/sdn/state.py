@@ -31,7 +31,7 @@ from testbed.sdn.pipeline import (
     FLAG_REACTIVE, REG_EP_IP, REG_EP_PORT, REG_FLAGS, REG_INSTANCE, T_CONNECTIONS, T_ENDPOINT,
     BridgePipeline, Instance, InstanceIds, allocate_ids, group_services, ip_int, service_addresses,
     service_instance_keys)
-from testbed.sdn.topology import Pod, Topology
+from testbed.sdn.wiring import Pod, Wiring
 
 CONNECTION_IDLE_TIMEOUT = 60     # seconds without packets before a reactive connection counts as gone
 FIN_IDLE_TIMEOUT = 1             # ... once a FIN or RST has been seen
@@ -93,8 +93,8 @@ def diff_owner(old: OwnerFlows | None, new: OwnerFlows, plan: Plan) -> None:
 class ClusterState:
     """Desired state of every bridge, kept per owner, and what each bridge was last given."""
 
-    def __init__(self, topology: Topology | None = None, ports: Iterable[ServicePort] = ()):
-        self.topology = topology or Topology(bridges=())
+    def __init__(self, topology: Wiring | None = None, ports: Iterable[ServicePort] = ()):
+        self.topology = topology or Wiring(bridges=())
         self.services: dict[ServiceKey, tuple[ServicePort, ...]] = {}
         self.service_keys: dict[int, ServiceKey] = {}             # Service owner cookie -> key
         self.address_users: Counter = Counter()                   # LB/external IP -> Services using it
@@ -108,7 +108,7 @@ class ClusterState:
         self.set_state(self.topology, ports)
 
     # --- messages ------------------------------------------------------------------------------
-    def set_state(self, topology: Topology, ports: Iterable[ServicePort]) -> None:
+    def set_state(self, topology: Wiring, ports: Iterable[ServicePort]) -> None:
         ports = tuple(ports)
         previous = set(self.service_keys)
         self.topology = topology
@@ -321,10 +321,6 @@ def pod_owner(pod: Pod) -> int:
 
 def host_owner(name: str) -> int:
     return owner_cookie(KIND_HOST, owner_hash(f"host:{name}"))
-
-
-def service_cookie(port: ServicePort) -> int:
-    return owner_cookie(KIND_SERVICE, service_owner(port.namespace, port.name))
 
 
 def str_ip(value: int) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from testbed.net import addressing
 from testbed.sdn.pipeline import render_openflow
-from testbed.sdn.topology import PIPELINE_MAC
+from testbed.sdn.wiring import PIPELINE_MAC
 
 from tests.support.fake_openflow import arp_request
 from tests.support.sdn_fake_cluster import FakeSdnCluster, only, service, two_node_topology
