@@ -75,3 +75,24 @@ def test_exec_shows_the_containers_environment_and_nothing_of_the_hosts(cluster,
     host_only = {k for k in os.environ if k not in ("PATH", "HOME", "HOSTNAME", "PWD", "SHLVL", "_", "TERM")}
     assert not host_only & set(env), host_only & set(env)
     assert [k for k in env if k.startswith("TESTBED_")] == ["TESTBED_CLUSTER"]   # the clean-up marker only
+
+
+def test_a_container_whose_environment_cannot_be_execd_fails_as_in_kubernetes(cluster):
+    """Too large an environment (here one 200 KiB variable, over the kernel's 128 KiB limit for
+    one string; at 10,000 Services the Service variables alone exceed ARG_MAX) fails the
+    container's exec: StartError with runc's message, then CrashLoopBackOff; the pod is not Ready
+    and `get pods` says why. The pod's shell still works."""
+    from testbed.kubectl import Kubectl
+    cluster.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "huge-env"},
+                   "spec": {"containers": [{"name": "app", "image": "nginx",
+                                            "env": [{"name": "BIG", "value": "x" * 200_000}]}]}})
+    pod = cluster.get("pod", "huge-env")
+    status = pod["status"]["containerStatuses"][0]
+    terminated = status.get("lastState", {}).get("terminated") or status["state"].get("terminated") or {}
+    assert terminated.get("reason") == "StartError" and terminated.get("exitCode") == 128
+    assert "argument list too long" in terminated.get("message", "")
+    assert not status["ready"]
+    assert any(c["type"] == "Ready" and c["status"] == "False" for c in pod["status"]["conditions"])
+    row = Kubectl(cluster).run(["get", "pod", "huge-env"]).splitlines()[1].split()
+    assert row[1] == "0/1" and row[2] in ("StartError", "CrashLoopBackOff")
+    assert cluster.pod("huge-env").cmd("echo alive").strip() == "alive"
