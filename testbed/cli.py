@@ -43,7 +43,7 @@ def cmd_render(args) -> int:
 def cmd_up(args) -> int:
     from .shell import run_interactive
     return run_interactive(args.filename, topo=args.topo, proxy_mode=args.proxy_mode, service_cidr=args.service_cidr,
-                           options=_backend_options(args))
+                           options={**_backend_options(args), "switch": args.switch})
 
 
 def cmd_demo(args) -> int:
@@ -78,6 +78,9 @@ def cmd_report(args) -> int:
 
 
 SERVICE_CIDR_HELP = "kube-apiserver's --service-cluster-ip-range (default 10.96.0.0/12)"
+SWITCH_KINDS = ("ovs", "linuxbridge")   # testbed/net/switches.py (not imported here: no Mininet for --help)
+SWITCH_HELP = ("node and fabric switches: Open vSwitch (default; kernel datapath where the module exists, else "
+               "userspace) or Linux bridges in their own namespaces (the kernel's datapath; not for sdn mode)")
 
 
 def _add_backend_options(parser: argparse.ArgumentParser, backends) -> None:
@@ -124,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topo", default="default")
     p.add_argument("--proxy-mode", default="iptables", choices=list(backends))
     p.add_argument("--service-cidr", help=SERVICE_CIDR_HELP)
+    p.add_argument("--switch", choices=SWITCH_KINDS, default="ovs", help=SWITCH_HELP)
     _add_backend_options(p, backends)
     p.set_defaults(func=cmd_up)
 

@@ -25,7 +25,7 @@ from .manifests import from_source, parse_objects
 from .proxy.backend import get_backend
 from .topology import Topology, load_topology
 
-EMULATION_OPTIONS = ("datapath", "stall_timeout")
+EMULATION_OPTIONS = ("datapath", "switch", "stall_timeout")
 CLIENT_POD = "client"
 
 
@@ -54,7 +54,7 @@ class Cluster:
         """`addons`: the add-ons to install (default: all default ones; `cluster_dns=False` leaves
         out the DNS add-on). `service_cidr`: kube-apiserver's --service-cluster-ip-range.
         Other keywords: the backend's options (e.g. iptables_backend) and the emulation's
-        (datapath="netdev"|"system", stall_timeout seconds)."""
+        (datapath="netdev"|"system", switch="ovs"|"linuxbridge", stall_timeout seconds)."""
         self.backend = get_backend(proxy_mode)
         self.proxy_mode = proxy_mode
         self.topology = topo if isinstance(topo, Topology) else load_topology(topo)
@@ -227,6 +227,15 @@ class Cluster:
 
     def logs(self, pod: str, namespace: str = "default", container: str | None = None) -> str:
         return self._emulation().pod_logs(namespace, pod, container)
+
+    def set_proxy_mode(self, proxy_mode: str, **options: Any) -> None:
+        """Switch the running cluster's Service data plane (pods keep running). The old mode's state
+        is removed completely; established connections may break."""
+        backend = get_backend(proxy_mode)
+        resolved = backend.resolve_options(options)
+        if self.emulation is not None:
+            self.emulation.switch_proxy_mode(proxy_mode, resolved)
+        self.backend, self.proxy_mode, self.proxy_options = backend, proxy_mode, resolved
 
     def wait_ready(self, timeout: float = 30) -> None:
         """Wait until every pod is Ready and every data plane has synced."""

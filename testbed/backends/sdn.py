@@ -59,6 +59,7 @@ register(Backend(
     # Nodes keep no Service rules: they route the service CIDR on-link, so the node's own traffic
     # to a VIP reaches the bridge, whose pipeline answers ARP for it.
     node_setup=lambda node, options: [f"ip route add {node.service_cidr} dev eth0"],
+    node_teardown=lambda node, options: [f"ip route del {node.service_cidr} dev eth0"],
     algorithms=ALGORITHMS,
     needs_openflow=True,
     describe=lambda options: "sdn (OS-Ken controller, OpenFlow 1.3)",

@@ -18,6 +18,7 @@ from typing import Mapping
 from mininet.node import RemoteController
 
 from ..net.hosts import CLUSTER_ENV
+from ..net.runner import NamespaceRunner
 from ..proxy.backend import Backend, DataPlaneContext
 from ..proxy.model import ServicePort
 from ..proxy.tracker import ServiceChangeTracker
@@ -26,6 +27,7 @@ from .client import SdnControllerProcess
 from .wiring import Pod, Wiring
 
 
+ROOT = NamespaceRunner()   # ovs-ofctl talks to ovs-vswitchd from the root namespace
 BATCH_THRESHOLD = 50   # more changed Services than this in one sync: send the full state instead
 
 
@@ -97,6 +99,13 @@ class SdnDataPlane:
         self.process.stop()
         if self.tracker is not None:
             self.tracker.close()
+
+    def cleanup(self) -> None:
+        """Remove every flow and group this mode put on the node bridges (after stop(): the
+        controller is gone, and fail-secure bridges would keep its flows forever)."""
+        for bridge in self.wiring.bridges:
+            for what in ("del-flows", "del-groups"):
+                ROOT.run(["ovs-ofctl", "-O", "OpenFlow13", what, bridge.name])
 
     def synced(self) -> bool:
         return self.loop.synced()
