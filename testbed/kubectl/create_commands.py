@@ -55,8 +55,9 @@ class CreateCommands:
             service = generators.run_service(spec)
             # kubectl 1.17 created (and printed) the Service first; today's kubectl the Pod first.
             objects = [service, made] if generator not in (None, generators.POD_GENERATOR) else [made, service]
-        if parsed.get("record"):
-            made["metadata"].setdefault("annotations", {})[CHANGE_CAUSE] = change_cause(["run", *parsed.args], parsed)
+        if parsed.get("record"):   # createGeneratedObject records every object it creates
+            for obj in objects:
+                obj["metadata"].setdefault("annotations", {})[CHANGE_CAUSE] = change_cause(["run", *parsed.args], parsed)
         return lines(notes) + self._create(objects, parsed, wrap=None)
 
     def _run_spec(self, parsed: Parsed) -> generators.RunSpec:

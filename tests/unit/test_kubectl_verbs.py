@@ -400,6 +400,17 @@ def test_edit_several_objects_as_a_list(edit, cluster):
     assert cluster.get("Service", "myapp-svc-nodeport")["spec"]["ports"][0]["nodePort"] == 32224
 
 
+def test_edit_node_labels_and_nothing_else(edit, cluster):
+    out, ok, _ = edit("edit node node1", "kubernetes.io/os: linux=>kubernetes.io/os: linux\n    zone: east")
+    assert (out, ok) == ("node/node1 edited\n", True)
+    assert cluster.get("Node", "node1")["metadata"]["labels"]["zone"] == "east"
+    out, ok, shown = edit("edit node node1", "podCIDR: 10.244.0.0/24=>podCIDR: 10.244.9.0/24|keep")
+    assert not ok and out.startswith('error: nodes "node1" is invalid\n')
+    assert "# * spec: Forbidden: nodes come from the topology: only their labels and annotations can change" in shown[1]
+    os.remove(out.split('"')[3])
+    assert cluster.get("Node", "node1")["spec"]["podCIDR"] == "10.244.0.0/24"
+
+
 def test_edit_editor_problems(cluster, tmp_path):
     missing = Kubectl(cluster, environ={"EDITOR": "no-such-editor-here", "PATH": "/nonexistent"})
     assert execute_line(missing, "edit deploy myapp").output == 'error: unable to launch the editor "no-such-editor-here"'
