@@ -160,8 +160,9 @@ class UpdateCommands:
         return [verdicts[i] for i in range(len(objects))]
 
     def _check_node_change(self, node: dict) -> None:
+        def outside_metadata(obj: dict) -> dict:
+            return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
         stored = self._existing(KINDS["Node"], node["metadata"]["name"], "")
-        outside_metadata = lambda obj: {k: v for k, v in obj.items() if k not in ("metadata", "status")}  # noqa: E731
         if outside_metadata(node) != outside_metadata(stored):
             raise ManifestError([Problem("<kubectl>", "Node", node["metadata"]["name"], "spec",
                                          "Forbidden: nodes come from the topology: only their labels and "
@@ -173,14 +174,19 @@ class UpdateCommands:
         except ManifestError as err:
             raise KubectlError(invalid_message(err)) from None
 
+    @staticmethod
+    def _check_output(parsed: Parsed) -> None:
+        """Refuse an unknown -o before anything is stored."""
+        output = parsed.get("output") or ""
+        if output not in ("", "name", "yaml", "json"):
+            raise TestbedError(f'error: unable to match a printer suitable for the output format "{output}", '
+                               "allowed formats are: json,name,yaml")
+
     def _printed(self, info: KindInfo, obj: dict, operation: str, parsed: Parsed, dry_run: bool) -> str:
         """The name printer (`deployment.apps/web labeled`) or -o yaml|json of the object."""
         output = parsed.get("output") or ""
         if output in ("yaml", "json"):
             return dump_yaml(obj) if output == "yaml" else dump_json(obj)
-        if output not in ("", "name"):
-            raise TestbedError(f'error: unable to match a printer suitable for the output format "{output}", '
-                               "allowed formats are: json,name,yaml")
         suffix = dry_run_suffix(parsed) if dry_run else ""
         return f"{info.resource}/{obj['metadata']['name']} {operation}{suffix}\n"
 
@@ -219,6 +225,7 @@ class UpdateCommands:
             raise TestbedError(f"error: at least one {what} update is required")
         if parsed.get("list") and parsed.get("output"):
             raise TestbedError("error: --list and --output may not be specified together")
+        UpdateCommands._check_output(parsed)
         dry_run_of(parsed)
 
     def _update_metadata(self, parsed: Parsed, resources: list[str], field: str, new: dict[str, str],
@@ -297,6 +304,7 @@ class UpdateCommands:
             quoted = json.dumps(parsed.get("patch") or "")
             raise TestbedError(f"error: unable to parse {quoted}: {yaml_error_text(err)}") from None
         _require_resources(parsed)
+        self._check_output(parsed)
         dry_run = dry_run_of(parsed)
         selected = self._objects_to_update(parsed.args, parsed, self._namespace(parsed), "patch")
         if not selected:

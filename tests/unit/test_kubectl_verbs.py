@@ -202,9 +202,11 @@ def test_label_is_all_or_nothing_and_worded_as_the_api_server(kubectl, cluster):
     ("label pods --all -l app=myapp a=b", "error: cannot set --all and --selector at the same time"),
     ("label deploy a=b", "error: resource(s) were provided, but no name was specified"),
     ("label deploy nosuch a=b", 'Error from server (NotFound): deployments.apps "nosuch" not found'),
+    ("label deploy myapp a=b -o wide", 'error: unable to match a printer suitable for the output format "wide"'),
 ])
-def test_label_refusals(kubectl, line, message):
+def test_label_refusals(kubectl, cluster, line, message):
     assert fails(kubectl, line).startswith(message)
+    assert "a" not in (deployment(cluster)["metadata"].get("labels") or {})
 
 
 def test_label_node_reaches_the_scheduler(kubectl, cluster):
