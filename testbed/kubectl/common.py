@@ -15,6 +15,7 @@ ALL = Flag("all", takes_value=False)
 # kubectl's --dry-run takes none|client|server; a bare --dry-run meant client in the articles' time.
 DRY_RUN = Flag("dry-run", bare_value="client")
 DRY_RUN_CHOICES = ("none", "client", "server")
+CHANGE_CAUSE = "kubernetes.io/change-cause"   # what --record writes
 
 
 class KubectlError(TestbedError):

@@ -14,14 +14,13 @@ from ..controlplane.core import NotFound
 from ..errors import ManifestError, TestbedError
 from ..kinds import KINDS
 from . import generators
-from .common import (DRY_RUN, OUTPUT, RECORD, KubectlError, already_exists, change_cause, dry_run_of, dry_run_suffix,
-                     invalid_message, lines, status_error_text)
+from .common import (CHANGE_CAUSE, DRY_RUN, OUTPUT, RECORD, KubectlError, already_exists, change_cause, dry_run_of,
+                     dry_run_suffix, invalid_message, lines, status_error_text)
 from .flags import HELP, NAMESPACE, Flag, Parsed, parse_flags
 from .format import dump_json, dump_yaml
 from .patches import PATCH_TYPES, apply_patch
 
 INTERACTIVE = ("stdin", "tty", "attach", "rm")
-CHANGE_CAUSE = "kubernetes.io/change-cause"
 DEPRECATED_GENERATOR = ("kubectl run --generator={} is DEPRECATED and will be removed in a future version. "
                         "Use kubectl run --generator=run-pod/v1 or kubectl create instead.")
 RUN_FLAGS = [NAMESPACE, HELP, DRY_RUN, OUTPUT, RECORD, Flag("image"), Flag("replicas", "r"), Flag("generator"),

@@ -22,13 +22,12 @@ from ..errors import ManifestError, Problem, TestbedError
 from ..kinds import KINDS, KindInfo
 from ..manifests import load, parse_text
 from . import editor
-from .common import (ALL, ALL_NAMESPACES, DRY_RUN, FILENAME, OUTPUT, RECORD, SELECTOR, KubectlError, change_cause,
-                     dry_run_of, dry_run_suffix, invalid_message, lines, problems_by_object, resource_of)
+from .common import (ALL, ALL_NAMESPACES, CHANGE_CAUSE, DRY_RUN, FILENAME, OUTPUT, RECORD, SELECTOR, KubectlError,
+                     change_cause, dry_run_of, dry_run_suffix, invalid_message, lines, problems_by_object, resource_of)
 from .flags import HELP, NAMESPACE, Flag, Parsed, parse_flags
 from .format import dump_json, dump_yaml
 from .patches import PATCH_TYPES, apply_patch
 
-CHANGE_CAUSE = "kubernetes.io/change-cause"
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 LABEL_VALUE_MESSAGE = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
                        "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
