@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -86,6 +88,24 @@ def editor_command(environ: Mapping[str, str]) -> tuple[list[str], bool]:
     return [environ.get("SHELL") or DEFAULT_SHELL, "-c", editor], True
 
 
+def _run_with_the_terminal(argv: list[str], environ: dict) -> int:
+    """term.TTY.Safe: while the editor runs, Ctrl-C and Ctrl-\\ belong to it. The terminal sends them
+    to the whole foreground group, so this process catches them and does nothing (a handler, not
+    SIG_IGN, which the editor would inherit); otherwise Ctrl-C in vi would end `testbed up`."""
+    if threading.current_thread() is not threading.main_thread():
+        return subprocess.run(argv, env=environ, check=False).returncode
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        return subprocess.run(argv, env=environ, check=False).returncode
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore(signum, frame) -> None:
+    pass
+
+
 def write_temp_file(text: str) -> str:
     """LaunchTempFile's file: `kubectl-edit-*.yaml` in the temp directory."""
     fd, path = tempfile.mkstemp(prefix="kubectl-edit-", suffix=".yaml")
@@ -102,7 +122,7 @@ def launch(environ: Mapping[str, str], path: str) -> str:
     argv = [*editor[:-1], f"{editor[-1]} {shlex.quote(absolute)}"] if through_shell else [*editor, absolute]
     shown = " ".join(editor)
     try:
-        status = subprocess.run(argv, env=dict(environ), check=False).returncode
+        status = _run_with_the_terminal(argv, dict(environ))
     except (FileNotFoundError, PermissionError):
         raise TestbedError(f'error: unable to launch the editor "{shown}"') from None
     if status != 0:

@@ -413,6 +413,20 @@ def test_edit_node_labels_and_nothing_else(edit, cluster):
     assert cluster.get("Node", "node1")["spec"]["podCIDR"] == "10.244.0.0/24"
 
 
+def test_ctrl_c_in_the_editor_is_the_editors(cluster, tmp_path):
+    """The terminal sends Ctrl-C to kubectl too; kubectl must not die of it while the editor runs."""
+    script = tmp_path / "interrupting_editor.py"
+    script.write_text("import os, signal, sys, time\n"
+                      "os.kill(os.getppid(), signal.SIGINT)\n"
+                      "time.sleep(0.2)\n"
+                      "path = sys.argv[1]\n"
+                      "text = open(path).read().replace('replicas: 3', 'replicas: 2')\n"
+                      "open(path, 'w').write(text)\n")
+    kubectl = Kubectl(cluster, environ={"EDITOR": f"{sys.executable} {script}", "PATH": os.environ["PATH"]})
+    assert kubectl.run(["edit", "deploy", "myapp"]) == "deployment.apps/myapp edited\n"
+    assert deployment(cluster)["spec"]["replicas"] == 2
+
+
 def test_edit_editor_problems(cluster, tmp_path):
     missing = Kubectl(cluster, environ={"EDITOR": "no-such-editor-here", "PATH": "/nonexistent"})
     assert execute_line(missing, "edit deploy myapp").output == 'error: unable to launch the editor "no-such-editor-here"'
