@@ -24,7 +24,7 @@ from .common import ALL_NAMESPACES, FILENAME, OUTPUT, SELECTOR, KubectlError, ch
 from .create_commands import CreateCommands
 from .flags import HELP, NAMESPACE, Flag, Parsed, int_option, parse_flags
 from .format import (TabWriter, dump_json, dump_yaml, parse_selector, resource_selector_labels,
-                     selector_matches, tabulate)
+                     requirements_match, tabulate)
 from .info_commands import InfoCommands
 from .tables import render_table
 from .update_commands import UpdateCommands
@@ -194,7 +194,7 @@ class Kubectl(UpdateCommands, CreateCommands, InfoCommands):
         objects = self.cluster.get(info.kind, None, namespace=namespace)
         if selector:
             requirements = parse_selector(selector)
-            objects = [o for o in objects if selector_matches(requirements, o["metadata"].get("labels"))]
+            objects = [o for o in objects if requirements_match(requirements, o["metadata"].get("labels"))]
         return objects
 
     def _existing(self, info: KindInfo, name: str, namespace: str) -> dict:

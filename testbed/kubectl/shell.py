@@ -29,6 +29,8 @@ class TestbedCLI(CLI):
         "The client pod and the external host, as in the Python API:\n"
         "  testbed> client curl -s myapp-svc/hostname.html\n"
         "  testbed> external curl -s 172.18.0.10:32223/hostname.html\n\n"
+        "Switch the Service data plane of the running cluster:\n"
+        "  testbed> proxy-mode sdn\n\n"
     )
 
     def __init__(self, mininet, kubectl, stdin=sys.stdin, script=None, cluster=None, **kwargs):
@@ -101,6 +103,32 @@ class TestbedCLI(CLI):
            Usage: external CMD [ARGS...]   (e.g. external curl -s 172.18.0.10:32223)"""
         self.run_on_host("external", self.cluster.external, line)
 
+    def do_proxy_mode(self, line: str) -> None:
+        """Switch the cluster's Service data plane without restarting pods (the old mode's rules,
+           sets, addresses, processes and flows are removed; established connections may break).
+           Usage: proxy-mode MODE [--OPTION VALUE ...]   (e.g. proxy-mode sdn; proxy-mode iptables
+           --iptables-backend legacy); without MODE: show the current mode and the modes offered"""
+        from ..proxy.backend import all_backends
+        words = line.split()
+        if not words:
+            modes = ", ".join(all_backends())
+            output(f"proxy mode: {self.cluster.backend.label(self.cluster.proxy_options)} (modes: {modes})\n")
+            return
+        mode, rest = words[0], words[1:]
+        options = {}
+        while rest:
+            flag = rest.pop(0)
+            if not flag.startswith("--") or not rest:
+                error(f"error: proxy-mode: expected --OPTION VALUE, got {flag!r}\n")
+                return
+            options[flag[2:].replace("-", "_")] = rest.pop(0)
+        try:
+            self.cluster.set_proxy_mode(mode, **options)
+        except TestbedError as err:
+            error(f"error: {err}\n")
+            return
+        output(f"proxy mode: {self.cluster.backend.label(self.cluster.proxy_options)}\n")
+
     def run_on_host(self, command: str, get_host, line: str) -> None:
         """Resolve the host through the Cluster API, then run the line as Mininet runs `NODE CMD`
         (node names in the arguments become IPs; output streams; Ctrl-C reaches the command)."""
@@ -140,3 +168,4 @@ def _verb_command(verb: str):
 # One command per kubectl verb (`get pods`); `do_api-resources` is reachable through parseline above.
 for _verb in USAGE:
     setattr(TestbedCLI, f"do_{_verb}", _verb_command(_verb))
+setattr(TestbedCLI, "do_proxy-mode", TestbedCLI.do_proxy_mode)   # reachable through parseline above

@@ -180,3 +180,18 @@ def test_client_and_external_are_listed_in_help(kubectl, tmp_path):
     cli = run_cli_script(tmp_path, kubectl, net, FakeCluster(net), "")
     assert {"do_client", "do_external"} <= set(cli.get_names())
     assert "client curl -s myapp-svc" in cli.helpStr and "Cluster.client()" in cli.do_client.__doc__
+
+
+def test_proxy_mode_command_switches_and_reports_the_mode(kubectl, captured, tmp_path):
+    """`proxy-mode MODE` in `testbed up` calls Cluster.set_proxy_mode (here on a network-less
+    cluster, which only records the mode); unknown modes and options are one error line."""
+    run_cli_script(tmp_path, kubectl, Mininet(build=False), kubectl.cluster,
+                   "proxy-mode\nproxy-mode sdn\nproxy-mode iptables --iptables-backend legacy\n"
+                   "proxy-mode nosuchmode\nproxy-mode iptables --iptables-backend bogus\n")
+    text = captured.getvalue()
+    assert "proxy mode: iptables (nft) (modes: " in text
+    assert "proxy mode: sdn (OS-Ken controller, OpenFlow 1.3)" in text
+    assert "proxy mode: iptables (legacy)" in text
+    assert "error: unknown proxy mode 'nosuchmode'" in text
+    assert "error: iptables_backend: 'bogus'" in text and "Traceback" not in text
+    assert kubectl.cluster.proxy_mode == "iptables" and kubectl.cluster.proxy_options == {"iptables_backend": "legacy"}
