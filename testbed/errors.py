@@ -4,9 +4,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+MAX_ECHO = 120   # characters of a user's value repeated in a message; the rest is elided
+
+
+def clip(text: str, limit: int = MAX_ECHO) -> str:
+    """A long value (a 1 MB name, say) is echoed by its start, its end and its length."""
+    if len(text) <= limit:
+        return text
+    keep = (limit - 30) // 2
+    return f"{text[:keep]}...({len(text)} characters)...{text[-keep:]}"
+
+
 class TestbedError(Exception):
     """An error the user can act on; the CLI prints its message and exits non-zero."""
     __test__ = False  # not a pytest test class, despite the name
+
+
+class ArgumentError(TestbedError, TypeError):
+    """A Python argument of the wrong type or value (`apply([1, 2])`, `scale(..., "3")`): a TypeError
+    to Python code, one line to the CLI."""
 
 
 @dataclass(frozen=True)
@@ -19,7 +35,7 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        where = f"{self.kind or '<unknown kind>'}/{self.name or '<unnamed>'}"
+        where = f"{self.kind or '<unknown kind>'}/{clip(self.name) or '<unnamed>'}"
         field = f"{self.field}: " if self.field else ""
         return f"{self.source} {where}: {field}{self.reason}"
 

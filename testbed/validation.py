@@ -10,8 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import json
 import re
 from typing import Any, Callable
+
+from .errors import clip
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -35,8 +38,20 @@ MSG_DNS1035_LABEL = ("a DNS-1035 label must consist of lower case alphanumeric c
 
 
 def fmt(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value).replace("'", '"') if not isinstance(value, bool) \
-        else str(value).lower()
+    """A value as the API server echoes it (apimachinery field.Error.ErrorBody): strings quoted, nil as
+    null, booleans in lower case; long values are clipped (errors.clip), so a 1 MB name is not echoed."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(clip(value), ensure_ascii=False)
+    try:
+        return clip(json.dumps(value, ensure_ascii=False, default=str))
+    except (TypeError, ValueError, RecursionError):
+        return clip(repr(value))
 
 
 class FieldErrors:
