@@ -1,7 +1,9 @@
 """User-facing errors: printed as one line per problem, never as a traceback."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 
 MAX_ECHO = 120   # characters of a user's value repeated in a message; the rest is elided
@@ -13,6 +15,23 @@ def clip(text: str, limit: int = MAX_ECHO) -> str:
         return text
     keep = (limit - 30) // 2
     return f"{text[:keep]}...({len(text)} characters)...{text[-keep:]}"
+
+
+def echo(value: Any) -> str:
+    """A value as the API server echoes it (apimachinery field.Error.ErrorBody): strings quoted, nil as
+    null, booleans in lower case; long values are clipped (clip), so a 1 MB name is not echoed."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(clip(value), ensure_ascii=False)
+    try:
+        return clip(json.dumps(value, ensure_ascii=False, default=str))
+    except (TypeError, ValueError, RecursionError):
+        return clip(repr(value))
 
 
 class TestbedError(Exception):

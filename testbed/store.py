@@ -62,6 +62,7 @@ class ObjectStore:
         self._versions = itertools.count(1)
         self._last_version = 0
         self._watchers: list[Callable[[WatchEvent], None]] = []
+        self._immediate_watchers: list[Callable[[WatchEvent], None]] = []
         self._undo: list | None = None
         self._pending_events: list[WatchEvent] | None = None
 
@@ -132,12 +133,22 @@ class ObjectStore:
         return self._last_version
 
     # -- watch and transactions ------------------------------------------------------------
-    def watch(self, callback: Callable[[WatchEvent], None]) -> Callable[[], None]:
-        """Call `callback` for every committed change; returns a function that stops watching."""
-        self._watchers.append(callback)
-        return lambda: self._watchers.remove(callback)
+    def watch(self, callback: Callable[[WatchEvent], None], immediate: bool = False) -> Callable[[], None]:
+        """Call `callback` for every committed change; returns a function that stops watching.
+
+        An `immediate` watcher (the control plane's own indexes) sees changes as they are made, also
+        inside a transaction, and, when the transaction fails, the changes that undo them."""
+        watchers = self._immediate_watchers if immediate else self._watchers
+        watchers.append(callback)
+        return lambda: watchers.remove(callback)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._undo is not None
 
     def _emit(self, event: WatchEvent) -> None:
+        for watcher in list(self._immediate_watchers):
+            watcher(event)
         if self._pending_events is not None:
             self._pending_events.append(event)
         else:
@@ -159,12 +170,18 @@ class ObjectStore:
         try:
             yield
         except BaseException:
-            for entry in reversed(self._undo):
+            undo, self._undo, self._pending_events = self._undo, None, None
+            for entry in reversed(undo):
+                kind, namespace, name = entry[1], entry[2], entry[3]
+                current = self._objects[kind].pop((namespace, name), None)
                 if entry[0] == "delete":
-                    self._objects[entry[1]].pop((entry[2], entry[3]), None)
+                    event = WatchEvent(DELETED, kind, namespace, name, current) if current is not None else None
                 else:
-                    self._objects[entry[1]][(entry[2], entry[3])] = entry[4]
-            self._undo, self._pending_events = None, None
+                    self._objects[kind][(namespace, name)] = entry[4]
+                    event = WatchEvent(MODIFIED if current is not None else ADDED, kind, namespace, name, entry[4])
+                if event is not None:
+                    for watcher in list(self._immediate_watchers):
+                        watcher(event)
             raise
         events, self._undo, self._pending_events = self._pending_events, None, None
         for event in events:

@@ -25,6 +25,10 @@ class ClusterConfig:
     seed: int | None = None
     cluster_dns: bool = True        # kube-dns Service (.10) and the coredns Deployment in kube-system
     dns_replicas: int = 2
+    # At most this many pods exist at once, Pending ones included: the testbed's stand-in for etcd's
+    # storage quota, so that `replicas: 2147483647` ends in a FailedCreate event, not in a hang.
+    # More than the 20,000-pod benchmark; pods beyond the nodes' pod IPs stay Pending.
+    max_pods: int = 25_000
 
     @classmethod
     def for_nodes(cls, names: list[str], **kwargs) -> "ClusterConfig":
