@@ -54,10 +54,8 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        field = f"{self.field}: " if self.field else ""
-        if not self.kind and not self.name:   # a file or document that could not be read as an object
-            return f"{self.source}: {field}{self.reason}"
         where = f"{self.kind or '<unknown kind>'}/{clip(self.name) or '<unnamed>'}"
+        field = f"{self.field}: " if self.field else ""
         return f"{self.source} {where}: {field}{self.reason}"
 
 
