@@ -25,7 +25,7 @@ from ..validation import VALIDATORS, name_problem, selector_matches, validate_ob
 from . import endpoints as endpoint_controller
 from . import scheduling, workloads
 from .allocators import ClusterIPAllocator, LoadBalancerPool, PodIPAM, PortAllocator
-from .config import ClusterConfig, NodeSpec
+from .config import PENDING_PODS, ClusterConfig, NodeSpec
 from .naming import random_suffix
 from .services import ServiceAdmission, release_service, sync_load_balancer
 
@@ -75,6 +75,8 @@ class ControlPlane:
         self.node_ports = PortAllocator(*config.node_port_range, self.rng)
         self.lb_pool = LoadBalancerPool(*config.lb_pool, self.rng)
         self.pod_ipam = PodIPAM({n.name: n.pod_cidr for n in config.nodes}, self.rng)
+        self.max_pods = config.max_pods if config.max_pods is not None else \
+            sum(r.size for r in self.pod_ipam.ranges.values()) + PENDING_PODS
         self.events: dict[tuple, list[dict]] = defaultdict(list)
         self._events_undo: dict[tuple, list[dict]] | None = None   # inside an atomic change
         # Work queues by priority: pods (scheduling, kubelet) act on a change before their ReplicaSets
@@ -89,6 +91,9 @@ class ControlPlane:
         self._pods_by_label: dict[tuple[str, str, str], set[str]] = defaultdict(set)
         self.pods_by_owner: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self.pods_by_node: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        # (controller uid, node) -> how many of its pods are there: the scheduler's spreading score
+        # in O(1), so 25,000 replicas schedule in linear time.
+        self.owned_on_node: dict[tuple[str, str], int] = defaultdict(int)
         self._rs_by_owner: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._service_selectors: dict[tuple[str, str], dict] = {}
         self._services_by_label: dict[tuple[str, str, str], set[str]] = defaultdict(set)
@@ -187,7 +192,7 @@ class ControlPlane:
         return len(self.pods_by_node.get(node, ()))
 
     def pods_on_node_owned(self, node: str, owner_uid: str) -> int:
-        return len(self.pods_by_node.get(node, set()) & self.pods_by_owner.get(owner_uid, set()))
+        return self.owned_on_node.get((owner_uid, node), 0)
 
     def pods_selected(self, namespace: str, selector: dict) -> list[dict]:
         """Pods in `namespace` whose labels match a map selector (via the label index)."""
@@ -263,6 +268,8 @@ class ControlPlane:
                 self._pods_by_label[(ns, k, v)].discard(name)
             if old_owner:
                 self.pods_by_owner[old_owner["uid"]].discard(key)
+                if old_node:
+                    self.owned_on_node[(old_owner["uid"], old_node)] -= 1
             if old_node:
                 self.pods_by_node[old_node].discard(key)
             if old_labels != new_labels:  # Services that selected the pod before, and no longer
@@ -280,6 +287,8 @@ class ControlPlane:
         if owner:
             self.pods_by_owner[owner["uid"]].add(key)
             self._enqueue(owner["kind"], (ns, owner["name"]))
+            if node:
+                self.owned_on_node[(owner["uid"], node)] += 1
         if node:
             self.pods_by_node[node].add(key)
         else:
@@ -452,7 +461,7 @@ class ControlPlane:
             old = self.store.get(kind, namespace, meta["name"])
             if kind == "Pod" and old is None:
                 new_pods += 1
-                if self.store.count("Pod") + new_pods > self.config.max_pods:
+                if self.store.count("Pod") + new_pods > self.max_pods:
                     problems.append(Problem(doc.source, kind, meta["name"], "", self.pod_quota_message()))
                     continue
             for field_path, reason in self._immutable_problems(obj, old):
@@ -466,7 +475,7 @@ class ControlPlane:
         return review, admitted
 
     def pod_quota_message(self) -> str:
-        return (f"Forbidden: the cluster holds at most {self.config.max_pods} pods (ClusterConfig.max_pods, the "
+        return (f"Forbidden: the cluster holds at most {self.max_pods} pods (ClusterConfig.max_pods, the "
                 "testbed's stand-in for etcd's storage quota)")
 
     @staticmethod

@@ -22,7 +22,6 @@ def pick_node(cp: "ControlPlane", pod: dict) -> str | None:
     selector = (pod.get("spec") or {}).get("nodeSelector") or {}
     owner = controller_of(pod)
     by_node = cp.pods_by_node
-    owned = cp.pods_by_owner.get(owner["uid"], set()) if owner else set()
     best, best_score = None, None
     for index, node in enumerate(cp.config.nodes):
         if selector:
@@ -30,7 +29,7 @@ def pick_node(cp: "ControlPlane", pod: dict) -> str | None:
             if any(labels.get(k) != v for k, v in selector.items()):
                 continue
         on_node = by_node.get(node.name, ())
-        score = (len(owned.intersection(on_node)) if owned else 0, len(on_node), index)
+        score = (cp.pods_on_node_owned(node.name, owner["uid"]) if owner else 0, len(on_node), index)
         if best_score is None or score < best_score:
             best, best_score = node.name, score
     return best

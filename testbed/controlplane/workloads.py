@@ -101,7 +101,7 @@ def sync_replica_set(cp: "ControlPlane", rs: dict) -> None:
     failure = None
     if len(pods) < wanted:
         missing = wanted - len(pods)
-        room = max(0, cp.config.max_pods - cp.store.count("Pod"))
+        room = max(0, cp.max_pods - cp.store.count("Pod"))
         for _ in range(min(missing, room)):
             pods.append(cp.store.create(new_pod_from_template(cp, rs)))
         if room < missing:   # the ReplicaSet controller's FailedCreate (replica_set.go manageReplicas)
