@@ -138,7 +138,7 @@ def _resolve_tagged(tag: str, text: str, plain: bool, line: int):
         try:
             return base64.b64decode("".join(text.split()), validate=True).decode("utf-8")
         except (binascii.Error, ValueError):
-            raise _DocumentError(f"!!binary value is not valid base64 (or not UTF-8 text)", line) from None
+            raise _DocumentError("!!binary value is not valid base64 (or not UTF-8 text)", line) from None
     value = resolve_plain(text)
     expected = {"!!int": int, "!!float": (int, float), "!!bool": bool, "!!null": type(None)}.get(short)
     if expected is None:

@@ -13,7 +13,8 @@ import threading
 import warnings
 from collections import defaultdict, deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Callable, Iterable, Iterator
 
 from .. import schema
@@ -52,8 +53,8 @@ class ManifestWarning(UserWarning):
 @dataclass
 class Review:
     """What admission says about a batch: errors refuse it, warnings do not."""
-    errors: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
+    errors: list[Problem] = dataclass_field(default_factory=list)
+    warnings: list[Problem] = dataclass_field(default_factory=list)
 
 
 class NotFound(TestbedError):
