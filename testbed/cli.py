@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from .errors import ManifestError, TestbedError
+from .errors import ManifestError, TestbedError, in_document_order
 
 RENDER_MODES = ("iptables", "nftables", "ipvs", "openflow")
 
@@ -25,7 +25,7 @@ def _review(cluster, paths: list[str], field_validation: str):
     for warning in review.warnings:
         print(f"Warning: {warning}", file=sys.stderr)
     if problems or review.errors:
-        raise ManifestError(problems + review.errors)
+        raise ManifestError(in_document_order(problems + review.errors))
     return documents
 
 

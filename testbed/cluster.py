@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .controlplane import ClusterConfig, ControlPlane
-from .errors import ArgumentError, ManifestError, Problem, TestbedError
+from .errors import ArgumentError, ManifestError, Problem, TestbedError, in_document_order
 from .kinds import KINDS, lookup_kind
 from .manifests import from_source_with_problems
 from .topology import Topology, load_topology
@@ -90,7 +90,7 @@ class Cluster:
         ManifestWarning ("Warn"), an error ("Strict") or ignored ("Ignore")."""
         documents, problems = from_source_with_problems(source)
         if problems:   # what cannot be read, and every problem of what can
-            raise ManifestError(problems + self.control_plane.validate(documents, field_validation))
+            raise ManifestError(in_document_order(problems + self.control_plane.validate(documents, field_validation)))
         if not documents:
             raise TestbedError("no objects passed to apply")
         lines = self.control_plane.apply(documents, field_validation)
@@ -100,7 +100,7 @@ class Cluster:
     def validate(self, source, field_validation: str = "Warn") -> list[Problem]:
         """Every problem an apply of `source` would be refused for (unreadable documents included)."""
         documents, problems = from_source_with_problems(source)
-        return problems + self.control_plane.validate(documents, field_validation)
+        return in_document_order(problems + self.control_plane.validate(documents, field_validation))
 
     def delete(self, kind: str, name: str, namespace: str = "default") -> str:
         line = self.control_plane.delete(resolve_kind(kind), name, namespace)

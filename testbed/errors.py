@@ -59,6 +59,14 @@ class Problem:
         return f"{self.source} {where}: {field}{self.reason}"
 
 
+def in_document_order(problems: list[Problem]) -> list[Problem]:
+    """Problems sorted by file and document number (stable: a document's own order is kept)."""
+    def key(problem: Problem):
+        path, _, number = problem.source.rpartition(":")
+        return (path, int(number)) if number.isdigit() else (problem.source, 0)
+    return sorted(problems, key=key)
+
+
 class ManifestError(TestbedError):
     """One or more invalid objects; nothing was applied."""
 

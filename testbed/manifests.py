@@ -365,7 +365,8 @@ def _parse_yaml(text: str, origin: str) -> tuple[list[tuple[int, object, dict]],
         # Resume at the next `---` line after the error (kubectl splits documents the same way).
         if lines is None:
             lines = text.splitlines(keepends=True)
-        resume = next((i for i in range(failed_line + 1, len(lines)) if _SEPARATOR.match(lines[i])), None)
+        resume = next((i for i in range(max(failed_line, line_offset + 1), len(lines)) if _SEPARATOR.match(lines[i])),
+                      None)
         if resume is None:
             break
         line_offset = resume
@@ -376,6 +377,31 @@ def _parse_yaml(text: str, origin: str) -> tuple[list[tuple[int, object, dict]],
 # ---------------------------------------------------------------------------------------------
 # JSON: a stream of values (kubectl reads concatenated objects), or one top-level list of objects
 # ---------------------------------------------------------------------------------------------
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _json_too_deep(text: str) -> int | None:
+    """The number of the first document nested deeper than MAX_DEPTH, found from the brackets outside
+    strings (before json.loads, whose C scanner would recurse that deep)."""
+    brackets = _JSON_BRACKETS.findall(_JSON_STRING.sub("", text))
+    in_list = text.lstrip()[:1] == "["
+    base = 1 if in_list else 0
+    depth, number = 0, 1 if not in_list else 0
+    for bracket in brackets:
+        if bracket in "[{":
+            depth += 1
+            if depth == base + 1 and in_list:
+                number += 1
+            if depth > MAX_DEPTH + base:
+                return max(number, 1)
+        else:
+            depth -= 1
+            if depth == 0 and not in_list:
+                number += 1
+    return None
+
 
 def _parse_json(text: str, origin: str) -> tuple[list[tuple[int, object, dict]], list[Problem]]:
     duplicates: dict[int, list[tuple[str, str]]] = {}
@@ -390,6 +416,10 @@ def _parse_json(text: str, origin: str) -> tuple[list[tuple[int, object, dict]],
                 seen.add(key)
         return obj
 
+    too_deep = _json_too_deep(text)
+    if too_deep is not None:
+        return [], [Problem(f"{origin}:{too_deep}", "", "", "",
+                            f"invalid JSON: nested deeper than {MAX_DEPTH} levels (the testbed's limit)")]
     decoder = json.JSONDecoder(object_pairs_hook=pairs_to_dict)
     values: list[object] = []
     position, length = 0, len(text)
