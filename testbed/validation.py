@@ -346,11 +346,8 @@ def check_pod_spec(errors: FieldErrors, path: str, spec: Any) -> None:
             errors.duplicate(f"{cpath}.name", name)
         else:
             container_names.add(name)
-        image = container.get("image")
-        if not image:
+        if not container.get("image"):
             errors.required(f"{cpath}.image")
-        elif image != image.strip():   # validateContainers (interior spaces are the kubelet's InvalidImageName)
-            errors.invalid(f"{cpath}.image", image, "must not have leading or trailing whitespace")
         check_resources(errors, f"{cpath}.resources", container.get("resources"))
         for field in ("command", "args"):
             value = container.get(field)
@@ -400,6 +397,13 @@ def check_pod_spec(errors: FieldErrors, path: str, spec: Any) -> None:
 
 def validate_pod(obj: dict, errors: FieldErrors) -> None:
     check_pod_spec(errors, "spec", obj.get("spec"))
+    # validateContainersOnlyForPod: a pod's images (not a template's: " " is a token there for some
+    # tools) may not have leading or trailing whitespace; spaces inside are the kubelet's
+    # InvalidImageName, not the API server's business.
+    for i, container in enumerate((obj.get("spec") or {}).get("containers") or []):
+        image = container.get("image") if isinstance(container, dict) else None
+        if isinstance(image, str) and image and image != image.strip():
+            errors.invalid(f"spec.containers[{i}].image", image, "must not have leading or trailing whitespace")
 
 
 def selector_matches(selector: dict, labels: dict) -> bool:

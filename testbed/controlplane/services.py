@@ -36,22 +36,17 @@ class ServiceAdmission:
         return port not in self.taken_ports and (self.cp.node_ports.is_free(port) or port in self.released_ports)
 
     def _new_ip(self) -> str:
-        allocator = self.cp.cluster_ips
-        for _ in range(256):
-            candidate = allocator.allocate()
-            allocator.release(candidate)  # tentative: reserved for real in commit()
-            if candidate not in self.taken_ips:
-                return candidate
-        raise AllocationError("failed to allocate a serviceIP: range is full")
+        """Tentative: reserved for real in commit()."""
+        try:
+            return self.cp.cluster_ips.pick_free(self.taken_ips)
+        except AllocationError:
+            raise AllocationError("failed to allocate a serviceIP: range is full") from None
 
     def _new_port(self) -> int:
-        allocator = self.cp.node_ports
-        for _ in range(256):
-            candidate = allocator.allocate()
-            allocator.release(candidate)
-            if candidate not in self.taken_ports:
-                return candidate
-        raise AllocationError("failed to allocate a nodePort: range is full")
+        try:
+            return self.cp.node_ports.pick_free(self.taken_ports)
+        except AllocationError:
+            raise AllocationError("failed to allocate a nodePort: range is full") from None
 
     def plan(self, obj: dict, old: dict | None) -> list[tuple[str, str]]:
         """Fill in spec.clusterIP / nodePorts / healthCheckNodePort on `obj` (in place)."""

@@ -338,8 +338,8 @@ REFUSED = [
      "spec.template.spec.containers[0].resources.requests[memory]", "quantit"),
     (deployment().replace("image: nginx", "image: nginx, resources: {requests: {cpu: '2'}, limits: {cpu: '1'}}"),
      "spec.template.spec.containers[0].resources.requests[cpu]", "less than or equal to cpu limit"),
-    (deployment().replace("image: nginx", "image: ' nginx'"), "spec.template.spec.containers[0].image",
-     "leading or trailing whitespace"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: 'nginx '}]}\n",
+     "spec.containers[0].image", "leading or trailing whitespace"),
     (f"{ENDPOINTS}subsets: [{{addresses: [{{ip: 127.0.0.1}}], ports: [{{port: 80}}]}}]\n",
      "subsets[0].addresses[0].ip", "loopback range"),
     (f"{ENDPOINTS}subsets: [{{addresses: [{{ip: 0.0.0.0}}], ports: [{{port: 80}}]}}]\n",
@@ -384,6 +384,8 @@ ACCEPTED = [
     service("{type: null, ports: [{port: 80, protocol: null}]}"),
     service("{ports: [{port: 80}], sessionAffinityConfig: null}"),
     service("{ipFamilyPolicy: PreferDualStack, ports: [{port: 80}]}"),
+    deployment().replace("image: nginx", "image: ' nginx'"),   # only a Pod's images are checked for whitespace
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: 'my image'}]}\n",
     deployment().replace("image: nginx", "image: nginx, resources: {requests: {cpu: 100m, memory: 64Mi}, "
                                          "limits: {cpu: 0.5, memory: 1Gi}}"),
 ]
