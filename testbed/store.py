@@ -64,6 +64,7 @@ class ObjectStore:
         self._watchers: list[Callable[[WatchEvent], None]] = []
         self._immediate_watchers: list[Callable[[WatchEvent], None]] = []
         self._undo: list | None = None
+        self._created: set[tuple[str, str, str]] = set()   # keys created inside the open transaction
         self._pending_events: list[WatchEvent] | None = None
 
     # -- reads ------------------------------------------------------------------------------
@@ -101,6 +102,8 @@ class ObjectStore:
             meta.setdefault("generation", 1)
         self._objects[kind][(namespace, name)] = obj
         self._record(("delete", kind, namespace, name))
+        if self._undo is not None:
+            self._created.add((kind, namespace, name))
         self._emit(WatchEvent(ADDED, kind, namespace, name, obj))
         return obj
 
@@ -117,14 +120,14 @@ class ObjectStore:
             meta["generation"] = generation + 1 if bump_generation else generation
         meta["resourceVersion"] = str(self._next_version())
         self._objects[kind][(namespace, name)] = obj
-        self._record(("restore", kind, namespace, name, old))
+        self._record_restore(kind, namespace, name, old)
         self._emit(WatchEvent(MODIFIED, kind, namespace, name, obj))
         return obj
 
     def delete(self, kind: str, namespace: str, name: str) -> dict | None:
         old = self._objects[kind].pop((namespace, name), None)
         if old is not None:
-            self._record(("restore", kind, namespace, name, old))
+            self._record_restore(kind, namespace, name, old)
             self._emit(WatchEvent(DELETED, kind, namespace, name, old))
         return old
 
@@ -149,6 +152,8 @@ class ObjectStore:
     def _emit(self, event: WatchEvent) -> None:
         for watcher in list(self._immediate_watchers):
             watcher(event)
+        if not self._watchers:
+            return   # nobody to tell, now or at commit (a watcher added later lists the store first)
         if self._pending_events is not None:
             self._pending_events.append(event)
         else:
@@ -158,6 +163,12 @@ class ObjectStore:
     def _record(self, entry) -> None:
         if self._undo is not None:
             self._undo.append(entry)
+
+    def _record_restore(self, kind: str, namespace: str, name: str, old: dict) -> None:
+        """An object created in this transaction needs no older version kept: undoing its creation
+        removes whatever version it has (so 20,000 new pods do not keep 60,000 versions alive)."""
+        if self._undo is not None and (kind, namespace, name) not in self._created:
+            self._undo.append(("restore", kind, namespace, name, old))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -171,6 +182,7 @@ class ObjectStore:
             yield
         except BaseException:
             undo, self._undo, self._pending_events = self._undo, None, None
+            self._created = set()
             for entry in reversed(undo):
                 kind, namespace, name = entry[1], entry[2], entry[3]
                 current = self._objects[kind].pop((namespace, name), None)
@@ -184,6 +196,7 @@ class ObjectStore:
                         watcher(event)
             raise
         events, self._undo, self._pending_events = self._pending_events, None, None
+        self._created = set()
         for event in events:
             for watcher in list(self._watchers):
                 watcher(event)
