@@ -647,6 +647,9 @@ def from_source_with_problems(source) -> tuple[list[Document], list[Problem]]:
         return parse_objects([source]), []
     if isinstance(source, Path):
         return read([source])
+    if isinstance(source, (bytes, bytearray)):
+        text, problem = decode_bytes(bytes(source), "<bytes>")
+        return ([], [problem]) if problem else read_text(text, "<bytes>")
     if isinstance(source, str):
         if not source.strip():
             raise ArgumentError("nothing to apply: an empty string is neither a path nor a manifest")

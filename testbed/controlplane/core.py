@@ -8,6 +8,7 @@ selector) keep each step proportional to what changed, so 10,000 Services stay f
 from __future__ import annotations
 
 import ipaddress
+import operator
 import random
 import threading
 import warnings
@@ -738,8 +739,12 @@ class ControlPlane:
 
     def scale(self, kind: str, name: str, replicas: int, namespace: str = "default") -> str:
         """The scale subresource: spec.replicas of a Deployment, ReplicaSet or ReplicationController."""
-        if isinstance(replicas, bool) or not isinstance(replicas, int):
-            raise ArgumentError(f"--replicas: Invalid value: {echo(replicas)}: must be an integer")
+        try:
+            if isinstance(replicas, bool):
+                raise TypeError
+            replicas = operator.index(replicas)   # int, numpy integers, ...; not "3", not 3.0
+        except TypeError:
+            raise ArgumentError(f"--replicas: Invalid value: {echo(replicas)}: must be an integer") from None
         if not 0 <= replicas <= INT32_MAX:
             raise TestbedError(f"--replicas: Invalid value: {replicas}: must be between 0 and {INT32_MAX} "
                                "(an int32), inclusive")

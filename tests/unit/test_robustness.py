@@ -289,6 +289,11 @@ def test_scale_and_apply_refuse_wrong_python_types():
         cluster.apply([1, 2])
     with pytest.raises(ArgumentError):
         cluster.apply(3.5)
+    with pytest.raises(ArgumentError):
+        cluster.scale("deployment", "web", 3.0)
+    assert cluster.apply(b"apiVersion: v1\nkind: Namespace\nmetadata: {name: raw}\n") == ["namespace/raw created"]
+    with pytest.raises(ManifestError, match="not valid UTF-8"):
+        cluster.apply(b"a: \xe9\n")
     assert cluster.scale("deployment", "web", 3) == "deployment.apps/web scaled"
 
 
