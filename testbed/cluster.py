@@ -92,7 +92,9 @@ class Cluster:
         if problems:   # what cannot be read, and every problem of what can
             raise ManifestError(in_document_order(problems + self.control_plane.validate(documents, field_validation)))
         if not documents:
-            raise TestbedError("no objects passed to apply")
+            if isinstance(source, (list, tuple)) and not source:
+                return []   # nothing, programmatically (an experiment's 0 Services)
+            raise TestbedError("no objects passed to apply")   # kubectl's words for an empty file or text
         lines = self.control_plane.apply(documents, field_validation)
         self._settle()
         return lines
