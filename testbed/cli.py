@@ -8,26 +8,44 @@ import argparse
 import os
 import sys
 
-from .errors import ManifestError, TestbedError
+from .errors import ManifestError, TestbedError, in_document_order
 
 
-def _load_control_plane(paths: list[str], topo: str, seed: int | None = 1, service_cidr: str | None = None):
+
+FIELD_VALIDATION = {"strict": "Strict", "warn": "Warn", "ignore": "Ignore"}   # kubectl's --validate
+
+
+def _review(cluster, paths: list[str], field_validation: str):
+    """Every file read (stdin as bytes, strictly UTF-8) and checked: one readable document's problems
+    are reported even when another file does not parse. Warnings go to stderr as kubectl prints them."""
+    from .manifests import read
+    documents, problems = read(paths)
+    review = cluster.control_plane.review(documents, field_validation)
+    for warning in review.warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
+    if problems or review.errors:
+        raise ManifestError(in_document_order(problems + review.errors))
+    return documents
+
+
+def _load_control_plane(paths: list[str], topo: str, seed: int | None = 1, field_validation: str = "Warn",
+                        service_cidr: str | None = None):
     """A network-less cluster with the manifests applied (for validate and render)."""
+    import warnings
     from .cluster import Cluster
-    from .manifests import load
     cluster = Cluster(topo=topo, network=False, seed=seed, service_cidr=service_cidr)
     if paths:
-        cluster.control_plane.apply(load(paths))
+        documents = _review(cluster, paths, field_validation)
+        with warnings.catch_warnings():   # printed by _review already
+            warnings.simplefilter("ignore")
+            cluster.control_plane.apply(documents, field_validation)
     return cluster
 
 
 def cmd_validate(args) -> int:
     from .cluster import Cluster
-    from .manifests import load
-    documents = load(args.filename)
-    problems = Cluster(topo=args.topo, network=False, service_cidr=args.service_cidr).control_plane.validate(documents)
-    if problems:
-        raise ManifestError(problems)
+    documents = _review(Cluster(topo=args.topo, network=False, service_cidr=args.service_cidr), args.filename,
+                        FIELD_VALIDATION[args.validate])
     files = len({d.source.rsplit(":", 1)[0] for d in documents})
     print(f"{len(documents)} objects in {files} file(s): valid")
     return 0
@@ -35,7 +53,8 @@ def cmd_validate(args) -> int:
 
 def cmd_render(args) -> int:
     from .proxy.render import render
-    cluster = _load_control_plane(args.filename, args.topo, service_cidr=args.service_cidr)
+    cluster = _load_control_plane(args.filename, args.topo, field_validation=FIELD_VALIDATION[args.validate],
+                                  service_cidr=args.service_cidr)
     print(render(args.mode, cluster, node=args.node, cluster_cidr=args.cluster_cidr), end="")
     return 0
 
@@ -110,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--filename", action="append", required=True, help="file, directory or - (stdin)")
     p.add_argument("--topo", default="default", help="topology (its nodes matter for some checks)")
     p.add_argument("--service-cidr", help=SERVICE_CIDR_HELP)
+    p.add_argument("--validate", choices=FIELD_VALIDATION, default="warn",
+                   help="unknown fields: warn (default), strict (an error) or ignore, as kubectl's --validate")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("render", help="print what a node's data plane gets (no root needed)")
@@ -120,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topo", default="default")
     p.add_argument("--cluster-cidr", help="kube-proxy's --cluster-cidr (default: the testbed's pod CIDR)")
     p.add_argument("--service-cidr", help=SERVICE_CIDR_HELP)
+    p.add_argument("--validate", choices=FIELD_VALIDATION, default="warn", help="as for validate")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("up", help="bring a cluster up with an interactive CLI (needs root)")

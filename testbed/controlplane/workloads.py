@@ -98,9 +98,15 @@ def sync_replica_set(cp: "ControlPlane", rs: dict) -> None:
     namespace = rs["metadata"]["namespace"]
     pods = [p for p in cp.pods_owned_by(rs["metadata"]["uid"]) if is_active(p)]
     wanted = rs["spec"].get("replicas", 1)
+    failure = None
     if len(pods) < wanted:
-        for _ in range(wanted - len(pods)):
+        missing = wanted - len(pods)
+        room = max(0, cp.max_pods - cp.store.count("Pod"))
+        for _ in range(min(missing, room)):
             pods.append(cp.store.create(new_pod_from_template(cp, rs)))
+        if room < missing:   # the ReplicaSet controller's FailedCreate (replica_set.go manageReplicas)
+            failure = f"Error creating: pods is forbidden: {cp.pod_quota_message()}"
+            cp.record_event(rs, "Warning", "FailedCreate", failure)
     elif len(pods) > wanted:
         doomed = sorted(pods, key=_deletion_rank)[: len(pods) - wanted]
         for pod in doomed:
@@ -109,6 +115,9 @@ def sync_replica_set(cp: "ControlPlane", rs: dict) -> None:
     ready = sum(1 for p in pods if pod_is_ready(p))
     status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
               "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
+    if failure:
+        status["conditions"] = [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                                 "message": failure}]
     if rs.get("status") != status:
         updated = copy_object(rs)
         updated["status"] = status
