@@ -79,12 +79,20 @@ def cmd_report(args) -> int:
     return 0
 
 
+VM_UNAVAILABLE_EXIT = 3   # `testbed vm` cannot run here at all (make test-vm skips on it, and only on it)
+
+
 def cmd_vm(args) -> int:
+    from .vm.kernel import VmUnavailable
     from .vm.launch import prepare, run
     command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
     if not command and not args.check:
         raise TestbedError("vm: which command? (testbed vm [--memory M] [--cpus N] -- CMD ...)")
-    config = prepare(memory=args.memory, cpus=args.cpus, log=lambda line: print(line, file=sys.stderr))
+    try:
+        config = prepare(memory=args.memory, cpus=args.cpus, log=lambda line: print(line, file=sys.stderr))
+    except VmUnavailable as err:
+        print(f"testbed vm: cannot run here: {err}", file=sys.stderr)
+        return VM_UNAVAILABLE_EXIT
     print(config.summary(), file=sys.stderr, flush=True)
     if args.check:
         print(json.dumps(config.metadata(), indent=1))

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import TestbedError
 from . import accel
 from .accel import Accelerator, ProbeResult
 from .guest import KVM_NOTE, TCG_NOTE, TIME_SCALE_ENV, VM_INFO_ENV
@@ -80,7 +81,7 @@ class VmConfig:
 def parse_memory(text: str) -> str:
     """qemu's -m syntax as users write it: 2G, 1536M, 2048 (MiB)."""
     if not re.fullmatch(r"[1-9]\d*[MG]?", text.strip(), flags=re.IGNORECASE):
-        raise VmUnavailable(f"--memory {text!r}: give a size such as 2G or 1536M")
+        raise TestbedError(f"vm: --memory {text!r}: give a size such as 2G or 1536M")
     return text.strip().upper()
 
 
@@ -212,7 +213,7 @@ def prepare(memory: str = DEFAULT_MEMORY, cpus: int | None = None, project_dir: 
     `cpus` None: the accelerator's default (DEFAULT_CPUS)."""
     memory = parse_memory(memory)
     if cpus is not None and cpus < 1:
-        raise VmUnavailable(f"--cpus {cpus}: at least 1")
+        raise TestbedError(f"vm: --cpus {cpus}: at least 1")
     vng, qemu_version = find_tools()
     if load_kernel(cache_dir) is None and log:
         log("testbed vm: fetching Debian's kernel package (once; kept under .cache/vm/)")

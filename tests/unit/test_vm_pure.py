@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from testbed.cli import build_parser
+from testbed.errors import TestbedError
 from testbed.vm import accel, guest
 from testbed.vm.accel import Accelerator, ProbeResult
 from testbed.vm.kernel import GuestKernel, VmUnavailable, load_kernel, release_of, versioned_image_package
@@ -156,7 +157,7 @@ def test_time_scale_follows_the_accelerator_unless_the_user_set_one():
 
 def test_memory_and_qemu_version_parsing():
     assert parse_memory("2g") == "2G" and parse_memory("1536M") == "1536M" and parse_memory("2048") == "2048"
-    with pytest.raises(VmUnavailable):
+    with pytest.raises(TestbedError):
         parse_memory("lots")
     assert parse_qemu_version("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright ...") \
         == "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)"
