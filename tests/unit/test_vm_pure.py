@@ -192,3 +192,16 @@ def test_inside_a_vm_timeouts_scale_and_metadata_reads_the_running_kernel(monkey
 def test_a_bad_time_scale_is_ignored(monkeypatch, value):
     monkeypatch.setenv(guest.TIME_SCALE_ENV, value)
     assert guest.time_scale() == 1.0
+
+
+def test_cli_says_why_the_vm_cannot_run_and_exits_3(monkeypatch, capsys):
+    import testbed.vm.launch as launch
+    from testbed.cli import main
+
+    def unavailable(**kwargs):
+        raise VmUnavailable("qemu cannot run: qemu-system-x86_64 is not installed")
+    monkeypatch.setattr(launch, "prepare", unavailable)
+    assert main(["vm", "--", "true"]) == 3
+    assert capsys.readouterr().err.strip() == \
+        "testbed vm: cannot run here: qemu cannot run: qemu-system-x86_64 is not installed"
+    assert main(["vm"]) == 1   # no command: a usage error, not "cannot run"
