@@ -156,22 +156,18 @@ def find_tools() -> tuple[Path, str]:
 
 
 def _stop_session(proc: subprocess.Popen) -> None:
-    """Stop vng and qemu (their own session): SIGTERM, then SIGKILL after a grace period."""
+    """Stop vng and qemu (their own session): SIGTERM, then SIGKILL after a grace period. Done when
+    the leader is reaped and nothing is left in the session (qemu may outlive vng)."""
     for sig, grace in ((signal.SIGTERM, STOP_GRACE_SECONDS), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             pass
-        try:
-            proc.wait(timeout=grace)
-            # The session may outlive its leader (qemu after vng): wait until none of it is left.
-            deadline = time.monotonic() + grace
-            while _session_alive(proc.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if not _session_alive(proc.pid):
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not _session_alive(proc.pid):
                 return
-        except subprocess.TimeoutExpired:
-            continue
+            time.sleep(0.1)
 
 
 def _session_alive(pgid: int) -> bool:
@@ -263,7 +259,7 @@ def _copy(source, fd: int) -> None:
 def run(config: VmConfig, argv: list[str]) -> int:
     """Run `argv` in the guest; its exit code (130 after Ctrl-C, 143 after SIGTERM)."""
     if not argv:
-        raise VmUnavailable("testbed vm: which command? (testbed vm -- CMD ...)")
+        raise TestbedError("vm: which command? (testbed vm -- CMD ...)")
     saved_tty = None
     if _usable(0) and os.isatty(0):
         import termios
@@ -298,6 +294,8 @@ def run(config: VmConfig, argv: list[str]) -> int:
         print("testbed vm: terminated; stopping the VM", file=sys.stderr)
         return 143
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a second SIGTERM must not cut the clean-up short
         if proc is not None and (proc.poll() is None or _session_alive(proc.pid)):
             _stop_session(proc)
         if saved_tty is not None:
