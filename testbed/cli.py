@@ -1,10 +1,11 @@
-"""The `testbed` command: validate, render, up, demo, experiment, report, clean.
+"""The `testbed` command: validate, render, up, demo, experiment, report, clean, vm.
 
 Every user error ends as one line per problem on stderr and a non-zero exit, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -118,6 +119,27 @@ def _backend_options(args) -> dict:
     return {k[len("backend_"):]: v for k, v in vars(args).items() if k.startswith("backend_") and v is not None}
 
 
+VM_UNAVAILABLE_EXIT = 3   # `testbed vm` cannot run here at all (make test-vm skips on it, and only on it)
+
+
+def cmd_vm(args) -> int:
+    from .vm.kernel import VmUnavailable
+    from .vm.launch import prepare, run
+    command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
+    if not command and not args.check:
+        raise TestbedError("vm: which command? (testbed vm [--memory M] [--cpus N] -- CMD ...)")
+    try:
+        config = prepare(memory=args.memory, cpus=args.cpus, log=lambda line: print(line, file=sys.stderr))
+    except VmUnavailable as err:
+        print(f"testbed vm: cannot run here: {err}", file=sys.stderr)
+        return VM_UNAVAILABLE_EXIT
+    print(config.summary(), file=sys.stderr, flush=True)
+    if args.check:
+        print(json.dumps(config.metadata(), indent=1))
+        return 0
+    return run(config, command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .proxy.backend import all_backends, render_formats
     backends = all_backends()
@@ -171,6 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("clean", help="remove what a crashed run left (only what the testbed made)")
     p.set_defaults(func=cmd_clean)
+
+    from .vm.launch import DEFAULT_CPUS, DEFAULT_MEMORY
+    p = sub.add_parser("vm", help="run a command under Debian's kernel in a micro-VM (real IPVS, OVS kernel "
+                       "datapath, netem), from the project folder")
+    p.add_argument("--memory", default=DEFAULT_MEMORY, help=f"guest memory, qemu's -m syntax (default {DEFAULT_MEMORY})")
+    p.add_argument("--cpus", type=int, help=f"guest CPUs (default {DEFAULT_CPUS['tcg']} under TCG, where one boots "
+                   f"fastest, {DEFAULT_CPUS['kvm']} under KVM)")
+    p.add_argument("--check", action="store_true",
+                   help="only say what would run (kernel, accelerator, qemu) or why it cannot, and exit")
+    p.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    p.set_defaults(func=cmd_vm)
     return parser
 
 
