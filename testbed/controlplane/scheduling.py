@@ -7,17 +7,13 @@ processes, runs the readiness probes and reports the truth.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..store import copy_object, now_rfc3339
 from .allocators import AllocationError
+from .context import SchedulingContext
 from .workloads import controller_of
 
-if TYPE_CHECKING:
-    from .core import ControlPlane
 
-
-def pick_node(cp: "ControlPlane", pod: dict) -> str | None:
+def pick_node(cp: SchedulingContext, pod: dict) -> str | None:
     """Spread pods: fewest pods of the same controller, then fewest pods, then node order."""
     selector = (pod.get("spec") or {}).get("nodeSelector") or {}
     owner = controller_of(pod)
@@ -35,7 +31,7 @@ def pick_node(cp: "ControlPlane", pod: dict) -> str | None:
     return best
 
 
-def schedule(cp: "ControlPlane", pod: dict) -> None:
+def schedule(cp: SchedulingContext, pod: dict) -> None:
     if pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp"):
         return
     node = pick_node(cp, pod)
@@ -57,7 +53,7 @@ def schedule(cp: "ControlPlane", pod: dict) -> None:
                     f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {node}")
 
 
-def assign_pod_ip(cp: "ControlPlane", pod: dict) -> dict | None:
+def assign_pod_ip(cp: SchedulingContext, pod: dict) -> dict | None:
     """What the CNI plugin does when the pod sandbox starts: an IP from the node's pod CIDR
     (the node's own IP for hostNetwork pods). None when the node has no free pod IP."""
     node = pod["spec"]["nodeName"]
@@ -97,7 +93,7 @@ def running_status(pod: dict, ready: bool, started_at: str | None = None) -> dic
     return status
 
 
-def hollow_kubelet_sync(cp: "ControlPlane", pod: dict) -> None:
+def hollow_kubelet_sync(cp: SchedulingContext, pod: dict) -> None:
     """Start a scheduled pod at once and report it Ready; finish deletions at once. A pod bound to a
     node that does not exist has no kubelet and stays Pending; one that finds no free pod IP stays
     Pending with an event, as with a real kubelet."""

@@ -2,12 +2,8 @@
 controller (MetalLB's role: hand out IPs from a pool, lowest first)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .allocators import AllocationError
-
-if TYPE_CHECKING:
-    from .core import ControlPlane
+from .context import ServicesContext
 
 EXTERNAL_TYPES = ("NodePort", "LoadBalancer")
 
@@ -22,7 +18,7 @@ class ServiceAdmission:
     `plan()` records what each Service would get and reports conflicts as (field, reason); `commit()`
     writes the plan into the allocators. A batch is admitted whole or not at all."""
 
-    def __init__(self, cp: "ControlPlane"):
+    def __init__(self, cp: ServicesContext):
         self.cp = cp
         self.taken_ips: set[str] = set()
         self.taken_ports: set[int] = set()
@@ -168,7 +164,7 @@ class ServiceAdmission:
             self.cp.node_ports.reserve(port)
 
 
-def release_service(cp: "ControlPlane", service: dict) -> None:
+def release_service(cp: ServicesContext, service: dict) -> None:
     spec = service.get("spec") or {}
     if spec.get("clusterIP") not in (None, "", "None"):
         cp.cluster_ips.release(spec["clusterIP"])
@@ -180,7 +176,7 @@ def release_service(cp: "ControlPlane", service: dict) -> None:
             cp.lb_pool.release(ingress["ip"])
 
 
-def sync_load_balancer(cp: "ControlPlane", service: dict) -> None:
+def sync_load_balancer(cp: ServicesContext, service: dict) -> None:
     """MetalLB's controller: give a LoadBalancer Service an IP from the pool (spec.loadBalancerIP when
     it asks for one), and take it back when the Service stops being a LoadBalancer."""
     spec = service.get("spec") or {}
