@@ -432,7 +432,8 @@ class FakeIpsets:
 
 
 class FakeTables:
-    BUILTIN = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}
+    BUILTIN = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+               "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")}
 
     def __init__(self):
         self.chains: dict[str, dict[str, list[str]]] = {t: {c: [] for c in b} for t, b in self.BUILTIN.items()}
