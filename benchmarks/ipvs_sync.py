@@ -57,6 +57,9 @@ def run_size(count: int, repeats: int) -> list[dict]:
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         runner = NamespaceRunner(netns_path=f"/run/netns/{name}")
+        # IPVS refuses real servers whose address type is not unicast (ip_vs_new_dest): a fresh
+        # namespace has no local routing table until loopback is up.
+        runner.run(["ip", "link", "set", "lo", "up"])
         proxier = IpvsProxier(runner, NODE)
         samples.append({**base, "phase": "full", "repeat": 0, **_result(proxier.sync(ports))})
         for r in range(repeats):

@@ -330,23 +330,42 @@ def _port_key(port: ServicePort) -> tuple[str, str, str, str]:
     return (port.namespace, port.name, port.port_name, port.protocol)
 
 
-def build_rules(ports: Sequence[ServicePort], node: NodeInfo, allocator: PortAllocator) -> dict[str, ServiceRules]:
+def build_rules(ports: Sequence[ServicePort], node: NodeInfo, allocator: PortAllocator,
+                memo: dict | None = None) -> dict[str, ServiceRules]:
     """Listeners and rules of every Service. Ports of listeners that are gone are released first,
-    so a new listener may take one; kept listeners keep theirs."""
-    plans = [(port, plan_port(port, node)) for port in sorted((p for p in ports if p.cluster_ip), key=_port_key)]
-    wanted = {spec.id for _, plan in plans for spec in plan.listeners}
+    so a new listener may take one; kept listeners keep theirs.
+
+    `memo` (kept by the caller between calls) remembers each port's plan and rules by the port
+    object's identity: the change tracker hands unchanged Services' ports over as the same
+    objects, so at 10,000 Services a sync does not even hash them."""
+    previous = memo if memo is not None else {}
+    fresh: dict = {}
+    plans = []
+    for port in sorted((p for p in ports if p.cluster_ip), key=_port_key):
+        entry = previous.get(id(port))
+        if entry is None or entry[0] is not port or entry[1] != node:
+            entry = (port, node, plan_port(port, node), None, None)
+        fresh[id(port)] = entry
+        plans.append(entry)
+    wanted = {spec.id for entry in plans for spec in entry[2].listeners}
     for listener_id in [i for i in allocator.owner if i not in wanted]:
         allocator.release(listener_id)
     by_service: dict[str, list] = {}
-    for port, plan in plans:
-        listeners = [spec.message(allocator.allocate(spec.id), node) for spec in plan.listeners]
-        assigned = {spec.id: allocator.owner[spec.id] for spec in plan.listeners}
-        rules = [("nat" if not r.startswith(f"-A {NODEPORT_NON_LOCAL}") else "filter", r)
-                 for r in portal_rules(plan, node, assigned, port.protocol, port.service_port_name)]
-        rules += [("filter", r) for r in plan.filter_rules]
-        entry = by_service.setdefault(plan.service, [[], []])
-        entry[0] += listeners
-        entry[1] += rules
+    for port, _, plan, assigned_before, made in plans:
+        assigned = tuple((spec.id, allocator.allocate(spec.id)) for spec in plan.listeners)
+        if made is None or assigned != assigned_before:
+            ports_of = dict(assigned)
+            listeners = tuple(spec.message(ports_of[spec.id], node) for spec in plan.listeners)
+            rules = [("nat" if not r.startswith(f"-A {NODEPORT_NON_LOCAL}") else "filter", r)
+                     for r in portal_rules(plan, node, ports_of, port.protocol, port.service_port_name)]
+            made = (listeners, tuple(rules) + tuple(("filter", r) for r in plan.filter_rules))
+            fresh[id(port)] = (port, node, plan, assigned, made)
+        service = by_service.setdefault(plan.service, [[], []])
+        service[0] += made[0]
+        service[1] += made[1]
+    if memo is not None:
+        memo.clear()
+        memo.update(fresh)
     return {service: ServiceRules(service, tuple(lst), tuple(rules)) for service, (lst, rules) in by_service.items()}
 
 
@@ -483,6 +502,7 @@ class UserspaceProxier:
         self.allocator = PortAllocator(port_range)
         self._in_sync = False
         self._installed: dict[str, ServiceRules] = {}
+        self._memo: dict = {}
 
     def sync(self, ports: Sequence[ServicePort], changed: frozenset[ServiceKey] | None = None) -> SyncResult:
         started = time.perf_counter()
@@ -496,7 +516,7 @@ class UserspaceProxier:
             self._prepare_node()
             saved = parse_save(self.runner.run([self.save_command]).stdout)
             jumps = [j for j in JUMPS if not saved.has_jump(j)]
-        desired = build_rules(ports, self.node, self.allocator)
+        desired = build_rules(ports, self.node, self.allocator, self._memo)
         if full:
             listeners = [m for s in desired.values() for m in s.listeners]
             message = {"op": "sync", "full": True, "listeners": listeners, "remove": []}
@@ -555,7 +575,7 @@ class UserspaceProxier:
         self.runner.run(["ip", "rule", "del", "fwmark", f"{_MARK}/{_MARK}", "lookup", str(TRANSPARENT_TABLE)], check=False)
         self.runner.run(["ip", "route", "flush", "table", str(TRANSPARENT_TABLE)], check=False)
         self.runner.run(["sysctl", "-q", "-w", "net.ipv4.ip_local_reserved_ports="], check=False)
-        self._in_sync, self._installed = False, {}
+        self._in_sync, self._installed, self._memo = False, {}, {}
         self.allocator = PortAllocator(self.port_range)
 
     def stop(self) -> None:
