@@ -121,11 +121,19 @@ class _Side(asyncio.Protocol):
         transport.set_write_buffer_limits(high=HIGH_WATER)
 
     def data_received(self, data):
-        self.conn.peer_of(self).transport.write(data)
+        peer = self.conn.peer_of(self)
+        if peer.transport is None:          # the client spoke before the backend connection stood
+            self.conn.pending.append(data)
+            self.transport.pause_reading()
+            return
+        peer.transport.write(data)
 
     def eof_received(self):
         peer = self.conn.peer_of(self)
-        if peer.transport is not None and peer.transport.can_write_eof():
+        if peer.transport is None:
+            self.conn.pending_eof = True
+            return True
+        if peer.transport.can_write_eof():
             peer.transport.write_eof()     # half-close, as io.Copy + CloseWrite do
         self.conn.half_closed()
         return True
@@ -153,6 +161,7 @@ class _ClientSide(_Side):
 
     def connection_made(self, transport):
         super().connection_made(transport)
+        # Python < 3.12 starts reading even when paused here; data_received buffers what comes early.
         transport.pause_reading()
         asyncio.get_running_loop().create_task(self.listener.connect(self.conn, transport))
 
@@ -162,6 +171,8 @@ class _TcpConnection:
         self.proxy = proxy
         self.client = _ClientSide(self, listener)
         self.backend = _Side(self)
+        self.pending: list[bytes] = []
+        self.pending_eof = False
         self.eofs = 0
         self.done = False
 
@@ -219,6 +230,13 @@ class TcpListener:
                 continue
             if conn.done:
                 conn.backend.transport.close()
+                return
+            for data in conn.pending:
+                conn.backend.transport.write(data)
+            conn.pending.clear()
+            if conn.pending_eof:
+                conn.backend.transport.write_eof()
+                conn.half_closed()
             else:
                 client_transport.resume_reading()
             return

@@ -246,3 +246,17 @@ def test_udp_one_backend_socket_per_client_with_idle_timeout(proxy, backends):
     assert proxy({"op": "stats"})["udp_clients"] == 0        # idle backend sockets closed
     for c in clients:
         c.close()
+
+
+def test_data_and_eof_sent_before_the_backend_connects_are_delivered(proxy, backends):
+    """A client that writes and half-closes at once (HTTP/1.0 style) must not lose its request."""
+    port = free_port()
+    proxy({"op": "sync", "full": True, "listeners": [listener("early", port, [backends[1].address])]})
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"hello")
+            s.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        assert data == b"b1\nhello"
