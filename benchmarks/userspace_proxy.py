@@ -12,8 +12,11 @@ Deployment of 3 replicas and testbed/workloads/conn_rate.py (one HTTP request pe
 CONCURRENCY clients) against the pod IP of one replica and against the ClusterIP.
 Raw samples and metadata go to results/bench-userspace-proxy-<timestamp>.json.
 
+With --services N it then adds N selector-less Services (endpoints: the echo pods) and times a
+new connection's request (connect, GET, first bytes) to the first and to the last of them.
+
 Needs root. Usage: .venv/bin/python benchmarks/userspace_proxy.py [--seconds 5] [--repeats 3]
-                   [--concurrency 4] [--mode userspace]
+                   [--concurrency 4] [--mode userspace] [--services N]
 """
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ def iperf(client, address: str, seconds: int) -> dict:
     return {"gbps": end["sum_received"]["bits_per_second"] / 1e9, "retransmits": end["sum_sent"].get("retransmits", 0)}
 
 
-def run(mode: str, seconds: int, repeats: int, concurrency: int) -> tuple[dict, list[dict]]:
+def run(mode: str, seconds: int, repeats: int, concurrency: int, services: int) -> tuple[dict, list[dict]]:
     rows: list[dict] = []
     with Cluster(topo="default", proxy_mode=mode, seed=1) as cluster:
         cluster.apply(iperf_manifests())
@@ -81,7 +84,41 @@ def run(mode: str, seconds: int, repeats: int, concurrency: int) -> tuple[dict, 
                 rows.append({**label, "metric": "connection-rate", "path": path, "repeat": repeat,
                              "connections_per_second": result["ok"] / seconds, "errors": result["errors"],
                              "concurrency": concurrency, "backends": result.get("backends", {})})
+        if services:
+            rows += [{**label, **row} for row in first_and_last_latency(cluster, client, services)]
     return label, rows
+
+
+LATENCY_PROBE = (
+    "import socket,sys,time\n"
+    "host=sys.argv[1]; out=[]\n"
+    "for _ in range(int(sys.argv[2])):\n"
+    "    t=time.perf_counter(); s=socket.create_connection((host,80),timeout=3)\n"
+    "    s.sendall(b'GET /hostname.html HTTP/1.0\\r\\n\\r\\n'); d=s.recv(4096); s.close()\n"
+    "    out.append(time.perf_counter()-t)\n"
+    "out.sort(); print(out[len(out)//2])\n")
+
+
+def first_and_last_latency(cluster, client, count: int, samples: int = 20) -> list[dict]:
+    """`count` selector-less Services whose endpoints are the echo pods; the median time of a new
+    connection's request to the first and to the last of them (connect, GET, first bytes back)."""
+    pods = sorted(p["status"]["podIP"] for p in cluster.get("pods") if p["metadata"]["name"].startswith("echo-"))
+    objects = []
+    for i in range(count):
+        meta = {"name": f"lat-{i}", "namespace": "default"}
+        objects.append({"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {"ports": [{"port": 80}]}})
+        objects.append({"apiVersion": "v1", "kind": "Endpoints", "metadata": dict(meta),
+                        "subsets": [{"addresses": [{"ip": ip} for ip in pods], "ports": [{"port": 80}]}]})
+    started = time.monotonic()
+    cluster.apply(objects)
+    applied = time.monotonic() - started
+    rows = []
+    for which, index in (("first", 0), ("last", count - 1)):
+        vip = cluster.get("svc", f"lat-{index}")["spec"]["clusterIP"]
+        seconds = float(client.cmd(f"{sys.executable} -I -S -c {json.dumps(LATENCY_PROBE)} {vip} {samples}").split()[-1])
+        rows.append({"metric": "request-latency", "path": which, "services": count, "seconds": seconds,
+                     "apply_seconds": applied})
+    return rows
 
 
 def summary(rows: list[dict]) -> dict:
@@ -91,7 +128,9 @@ def summary(rows: list[dict]) -> dict:
     direct, proxied = mean("throughput", "pod-ip", "gbps"), mean("throughput", "cluster-ip", "gbps")
     return {"direct_gbps": direct, "proxied_gbps": proxied, "throughput_ratio": proxied / direct if direct else float("nan"),
             "direct_connections_per_second": mean("connection-rate", "pod-ip", "connections_per_second"),
-            "proxied_connections_per_second": mean("connection-rate", "cluster-ip", "connections_per_second")}
+            "proxied_connections_per_second": mean("connection-rate", "cluster-ip", "connections_per_second"),
+            **{f"request_latency_{r['path']}_of_{r['services']}": r["seconds"] for r in rows
+               if r["metric"] == "request-latency"}}
 
 
 def metadata() -> dict:
@@ -113,13 +152,15 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--services", type=int, default=0,
+                        help="also add N Services and time a request to the first and the last (0: skip)")
     parser.add_argument("--out", type=Path, default=REPO / "results")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("userspace_proxy: needs root (an emulated cluster)")
     meta = metadata()
     started = time.monotonic()
-    label, rows = run(args.mode, args.seconds, args.repeats, args.concurrency)
+    label, rows = run(args.mode, args.seconds, args.repeats, args.concurrency, args.services)
     result = summary(rows)
     meta["seconds_total"] = time.monotonic() - started
     print(json.dumps({"mode": label, **result, "anchor": ANCHOR}, indent=1))

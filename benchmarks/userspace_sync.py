@@ -104,7 +104,7 @@ def print_table(samples: list[dict]) -> None:
     for count in sorted({s["services"] for s in samples}):
         rows = [s for s in samples if s["services"] == count]
 
-        def median(phase):
+        def median(phase, rows=rows):
             values = sorted(s["seconds_total"] for s in rows if s["phase"] == phase)
             return values[len(values) // 2] if values else float("nan")
         render = next(s for s in rows if s["phase"] == "render")
