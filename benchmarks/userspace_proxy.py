@@ -26,6 +26,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -113,9 +114,11 @@ def first_and_last_latency(cluster, client, count: int, samples: int = 20) -> li
     cluster.apply(objects)
     applied = time.monotonic() - started
     rows = []
+    probe = Path(tempfile.mkdtemp(prefix="tb-latency-")) / "probe.py"   # pods see the host's files
+    probe.write_text(LATENCY_PROBE)
     for which, index in (("first", 0), ("last", count - 1)):
         vip = cluster.get("svc", f"lat-{index}")["spec"]["clusterIP"]
-        seconds = float(client.cmd(f"{sys.executable} -I -S -c {json.dumps(LATENCY_PROBE)} {vip} {samples}").split()[-1])
+        seconds = float(client.cmd(f"{sys.executable} -I -S {probe} {vip} {samples}").split()[-1])
         rows.append({"metric": "request-latency", "path": which, "services": count, "seconds": seconds,
                      "apply_seconds": applied})
     return rows
