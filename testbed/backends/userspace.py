@@ -621,6 +621,7 @@ register(Backend(
             "list, ClientIP affinity, retry on the next endpoint, UDP with per-client backend sockets",
     render=_render,
     make_proxier=_make_proxier,
+    algorithms=("rr",),   # LoadBalancerRR is the only balancer; the lb-algorithm annotation does not apply
     required_tools=lambda options: (RESTORE_COMMANDS[options.get("iptables_backend", "nft")],
                                     RESTORE_COMMANDS[options.get("iptables_backend", "nft")][:-len("-restore")] + "-save",
                                     "ip", "sysctl"),
