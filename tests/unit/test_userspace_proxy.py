@@ -126,10 +126,16 @@ def proxy(tmp_path: Path):
     proc = subprocess.Popen([sys.executable, "-m", "testbed.workloads.userspace_proxy", "--control", str(control),
                              "--udp-timeout", "0.3"], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
-    while not control.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    sock = socket.socket(socket.AF_UNIX)
-    sock.connect(str(control))
+    while True:   # the socket file appears at bind(), a moment before listen()
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.connect(str(control))
+            break
+        except OSError:
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
     f = sock.makefile("rwb")
 
     def request(message):
