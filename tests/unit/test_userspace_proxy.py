@@ -125,27 +125,32 @@ def proxy(tmp_path: Path):
     control = tmp_path / "control.sock"
     proc = subprocess.Popen([sys.executable, "-m", "testbed.workloads.userspace_proxy", "--control", str(control),
                              "--udp-timeout", "0.3"], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while True:   # the socket file appears at bind(), a moment before listen()
-        sock = socket.socket(socket.AF_UNIX)
-        try:
-            sock.connect(str(control))
-            break
-        except OSError:
-            sock.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-    f = sock.makefile("rwb")
+    try:
+        deadline = time.monotonic() + 10
+        while True:   # the socket file appears at bind(), a moment before listen()
+            sock = socket.socket(socket.AF_UNIX)
+            try:
+                sock.connect(str(control))
+                break
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        f = sock.makefile("rwb")
 
-    def request(message):
-        f.write((json.dumps(message) + "\n").encode())
-        f.flush()
-        return json.loads(f.readline())
-    yield request
-    request({"op": "exit"})
-    proc.wait(timeout=5)
-    assert not control.exists()
+        def request(message):
+            f.write((json.dumps(message) + "\n").encode())
+            f.flush()
+            return json.loads(f.readline())
+        yield request
+        request({"op": "exit"})
+        proc.wait(timeout=5)
+        assert not control.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture
