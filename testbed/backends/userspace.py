@@ -33,10 +33,10 @@ proxier had no answer (it predates traffic policies and never rejected):
   the verdicts of kube-proxy's iptables mode); kube-proxy's userspace proxy accepted and closed;
 - internalTrafficPolicy / externalTrafficPolicy Local: the listener of the internal or external
   portals uses topology.py's local endpoints (DROP when there are none here, as in iptables
-  mode); the external one connects from the client's address (IP_TRANSPARENT, sockets marked
-  0x10000, mangle KUBE-PORTALS-TRANSPARENT saves and restores the mark through conntrack, and
-  `ip rule fwmark 0x10000 lookup 166` with `local 0.0.0.0/0 dev lo` delivers the replies to the
-  proxy), so endpoints see the client's IP as in the kernel modes.
+  mode); the external one connects from the client's address (IP_TRANSPARENT; mangle
+  KUBE-PORTALS-TRANSPARENT marks the replies with `-m socket --transparent`, and `ip rule fwmark
+  0x10000 lookup 166` with `local 0.0.0.0/0 dev lo` delivers them to the proxy: TPROXY's return
+  path), so endpoints see the client's IP as in the kernel modes.
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ CHAINS: tuple[tuple[str, str], ...] = (
     ("nat", PORTALS_CONTAINER), ("nat", PORTALS_HOST), ("nat", NODEPORT_CONTAINER), ("nat", NODEPORT_HOST),
     ("filter", NODEPORT_NON_LOCAL), ("filter", PORTALS_FILTER), ("mangle", PORTALS_TRANSPARENT),
 )
-TRANSPARENT_MARK = 0x10000         # testbed/workloads/userspace_proxy.py marks its transparent sockets
+TRANSPARENT_MARK = 0x10000         # replies to the proxy's transparent sockets
 TRANSPARENT_TABLE = 166
 DEFAULT_PORT_RANGE = "40000-65535"
 UDP_IDLE_TIMEOUT = 0.25            # kube-proxy's --udp-timeout default (250 ms)
@@ -132,14 +132,12 @@ JUMPS: tuple[Jump, ...] = (
     Jump("filter", "FORWARD", PORTALS_FILTER, ("-m", "conntrack", "--ctstate", "NEW")),
     Jump("filter", "OUTPUT", PORTALS_FILTER, ("-m", "conntrack", "--ctstate", "NEW")),
     Jump("mangle", "PREROUTING", PORTALS_TRANSPARENT, ()),
-    Jump("mangle", "OUTPUT", PORTALS_TRANSPARENT, ()),
 )
 _MARK = f"0x{TRANSPARENT_MARK:x}"
-TRANSPARENT_RULES = (
-    f"-A {PORTALS_TRANSPARENT} -m mark --mark {_MARK}/{_MARK} -j CONNMARK --save-mark --nfmask {_MARK} --ctmask {_MARK}",
-    f"-A {PORTALS_TRANSPARENT} -m connmark --mark {_MARK}/{_MARK} -j CONNMARK --restore-mark --nfmask {_MARK} "
-    f"--ctmask {_MARK}",
-)
+# Replies to a transparent backend socket (bound to the client's address) are marked by the
+# socket match, and `ip rule fwmark` routes marked packets to the local stack: the classic TPROXY
+# return path. Only arriving packets are marked, so the proxy's own packets route normally.
+TRANSPARENT_RULES = (f"-A {PORTALS_TRANSPARENT} -m socket --transparent -j MARK --set-xmark {_MARK}/{_MARK}",)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ listening socket so that the REDIRECT's conntrack entry un-NATs them.
 
 Testbed extension, for externalTrafficPolicy Local (which the userspace proxier predates): a
 listener marked `transparent` connects to the endpoint from the client's own address
-(IP_TRANSPARENT, packets marked so the node's policy routing delivers the replies back here), so
+(IP_TRANSPARENT; the node's mangle rule and policy routing deliver the replies back here), so
 that the endpoint sees the client's IP as it does in kube-proxy's later modes.
 
 The control socket takes one JSON object per line and answers one per line:
@@ -48,9 +48,7 @@ import time
 from dataclasses import dataclass, field
 
 DIAL_TIMEOUTS = (0.25, 0.5, 1.0, 2.0)       # proxysocket.go EndpointDialTimeouts
-TRANSPARENT_MARK = 0x10000                  # must match testbed/backends/userspace.py
 IP_TRANSPARENT = getattr(socket, "IP_TRANSPARENT", 19)
-SO_MARK = getattr(socket, "SO_MARK", 36)
 HIGH_WATER = 4 * 1024 * 1024                # per-direction buffering before the reader pauses
 
 
@@ -249,7 +247,6 @@ class TcpListener:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.listener.transparent:
             sock.setsockopt(socket.SOL_IP, IP_TRANSPARENT, 1)
-            sock.setsockopt(socket.SOL_SOCKET, SO_MARK, TRANSPARENT_MARK)
             sock.bind((client_ip, 0))
         return sock
 
@@ -318,7 +315,6 @@ class UdpListener(asyncio.DatagramProtocol):
                     sock.setblocking(False)
                     if self.listener.transparent:
                         sock.setsockopt(socket.SOL_IP, IP_TRANSPARENT, 1)
-                        sock.setsockopt(socket.SOL_SOCKET, SO_MARK, TRANSPARENT_MARK)
                         sock.bind((addr[0], 0))
                     sock.connect(split_hostport(endpoint))
                     _, backend = await loop.create_datagram_endpoint(
