@@ -40,7 +40,8 @@ class KubectlError(TestbedError):
 
 USAGE = {
     "apply": ("Apply a configuration to a resource by file name or stdin", "apply -f FILENAME|DIR|- [-f ...] [-n NS]"),
-    "create": ("Create resources from files or stdin (here: the same as apply)", "create -f FILENAME|DIR|-"),
+    "create": ("Create resources from files or stdin (here: the same as apply), or a TLS secret",
+               "create -f FILENAME|DIR|- | create secret tls NAME --cert=FILE --key=FILE [-n NS]"),
     "get": ("Display one or many resources",
             "get TYPE[,TYPE...] [NAME...] | TYPE/NAME... [-n NS | -A] [-o wide|yaml|json|name] [-l SELECTOR] "
             "[--show-labels] [--no-headers]"),
@@ -90,7 +91,7 @@ class Kubectl:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.sleep = sleep
         self.verbs: dict[str, Callable[[list[str]], str]] = {
-            "apply": self.apply, "create": self.apply, "get": self.get, "describe": self.describe,
+            "apply": self.apply, "create": self.create, "get": self.get, "describe": self.describe,
             "delete": self.delete, "scale": self.scale, "expose": self.expose, "set": self.set,
             "rollout": self.rollout, "exec": self.exec, "logs": self.logs, "api-resources": self.api_resources,
         }
@@ -336,6 +337,35 @@ class Kubectl:
             lines += self.cluster.apply(self._stdin_text())
         return _lines(lines)
 
+    def create(self, argv: list[str]) -> str:
+        """`create -f` is apply; `create secret tls NAME --cert --key` makes a kubernetes.io/tls Secret."""
+        if argv[:2] != ["secret", "tls"]:
+            if argv[:1] == ["secret"]:
+                raise TestbedError(f'error: unknown command "{" ".join(argv[:2])}" for "kubectl create" '
+                                   '(the testbed supports "create secret tls")')
+            return self.apply(argv)
+        parsed = parse_flags(argv[2:], [NAMESPACE, HELP, Flag("cert"), Flag("key")])
+        if len(parsed.args) != 1:
+            raise TestbedError("error: exactly one NAME is required, got " + str(len(parsed.args)))
+        files = {}
+        for flag in ("cert", "key"):
+            path = parsed.get(flag)
+            if not path:
+                raise TestbedError(f"error: --{flag} is required")
+            try:
+                files[flag] = Path(path).read_bytes()
+            except OSError as err:
+                raise TestbedError(f"error: open {path}: {err.strerror.lower() if err.strerror else err}") from None
+        import base64
+        name, namespace = parsed.args[0], self._namespace(parsed)
+        if any(s["metadata"]["name"] == name for s in self.cluster.get("Secret", None, namespace=namespace)):
+            raise TestbedError(f'error: failed to create secret secrets "{name}" already exists')
+        self.cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                            "metadata": {"name": name, "namespace": namespace},
+                            "data": {"tls.crt": base64.b64encode(files["cert"]).decode(),
+                                     "tls.key": base64.b64encode(files["key"]).decode()}})
+        return f"secret/{name} created\n"
+
     def delete(self, argv: list[str]) -> str:
         parsed = parse_flags(argv, [FILENAME, NAMESPACE, SELECTOR, HELP, Flag("all", takes_value=False),
                                     Flag("ignore-not-found", takes_value=False)])
@@ -570,9 +600,8 @@ class Kubectl:
     def exec(self, argv: list[str]) -> str:
         parsed = parse_flags(argv, [NAMESPACE, HELP, Flag("container", "c"), Flag("stdin", "i", takes_value=False),
                                     Flag("tty", "t", takes_value=False)])
-        if parsed.get("stdin") or parsed.get("tty"):
-            raise TestbedError("error: -i/-t (an interactive session) is not supported by the testbed: the command "
-                               "runs to completion and its output is printed; use exec POD -- COMMAND")
+        # -i/-t are accepted for the seed articles' `exec -it POD -- cat FILE`: the command runs to
+        # completion without a terminal and its output is printed (no interactive session).
         if not parsed.args:
             raise TestbedError("error: expected 'exec POD_NAME COMMAND [ARG1] [ARG2] ... [ARGN]'. POD_NAME and "
                                "COMMAND are required arguments for the exec command")
