@@ -614,7 +614,7 @@ def gateway_servers(gateway_objects: dict, objects: ClusterObjects, model: Routi
     default = next((s for s in model.servers if s.hostname == DEFAULT_SERVER), None)
     default_free = default is not None and all(loc.is_default_backend for loc in default.locations)
     kept = []
-    for (port, hostname), server in builder.servers.items():
+    for (_port, hostname), server in builder.servers.items():
         if hostname == DEFAULT_SERVER and default_free:
             kept.append(server)
             continue
