@@ -508,7 +508,8 @@ def _server(w: Writer, server: GatewayServer, model: RoutingModel, conditions: _
     from .nginx import server_name
     w(f"## start server {server.hostname} port {server.port} (Gateway {server.owner})")
     w.open("server")
-    w(f"server_name {server_name(server.hostname)} ;")
+    # A Gateway API wildcard covers any number of labels: nginx's own `*.example.com` does that.
+    w(f"server_name {server.hostname if server.hostname.startswith('*.') else server_name(server.hostname)} ;")
     default = " default_server reuseport backlog=4096" if server.hostname == DEFAULT_SERVER else ""
     if server.port == 443:
         w(f"listen 443{default} ssl;")
