@@ -485,21 +485,19 @@ class _Conditions:
         return None if not names else "__and__" + " ".join(names)
 
 
-def render_servers(servers: list[GatewayServer], model: RoutingModel, conf_dir: str = "/etc/nginx"):
+def render_servers(servers: list[GatewayServer], model: RoutingModel):
     """A function adding the Gateway servers to the nginx.conf writer (nginx.render's extra_servers)."""
-    conditions = _Conditions()
-    body = Writer()
-    body.depth = 1
-    add_maps: list[str] = []
-    for server in sorted(servers, key=lambda s: (s.port, s.hostname)):
-        _server(body, server, model, conditions, add_maps, conf_dir)
-
-    def write(w: Writer) -> None:
+    def write(w: Writer, conf_dir: str) -> None:
+        conditions = _Conditions()
+        body = Writer()
+        body.depth = w.depth
+        add_maps: list[str] = []
+        for server in sorted(servers, key=lambda s: (s.port, s.hostname)):
+            _server(body, server, model, conditions, add_maps, conf_dir)
         for text in conditions.maps + add_maps:
             for line in text.split("\n"):
                 w(line)
-        for line in body.lines:
-            w.lines.append(line)
+        w.lines.extend(body.lines)
     return write
 
 
@@ -564,7 +562,7 @@ def _location(w: Writer, location: str, candidates: list[Candidate], model: Rout
     w("if ($gw_uri !~ \"^/\") {")
     w('    set $gw_uri "/$gw_uri";')
     w("}")
-    proxy_headers(w, model.settings, host="$gw_host", skip=frozenset(headers) | {"host"})
+    proxy_headers(w, model.settings, host="$gw_host", skip=frozenset(headers))
     for name, variable in header_vars.items():
         w(f"proxy_set_header {headers[name]} {variable};")
     proxy_settings(w, model.settings, model.settings.proxy_connect_timeout, model.settings.proxy_send_timeout,

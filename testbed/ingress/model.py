@@ -223,6 +223,24 @@ def _prefix_twins(locations: list[Location]) -> list[Location]:
     return result
 
 
+def _no_auto_redirect(locations: list[Location]) -> list[Location]:
+    """nginx answers `/p` with a 301 to `/p/` when a location `/p/` proxies and none is `= /p`
+    (ngx_http_core_module, location). Where only an Exact `/p/` asks for that, the Kubernetes table
+    says `/p` does not match it: `= /p` then does what `/p` would do without `/p/`."""
+    exact = {loc.path for loc in locations if loc.path_type == "Exact"}
+    added = []
+    for loc in locations:
+        if loc.path_type != "Exact" or len(loc.path) < 2 or not loc.path.endswith("/") or loc.path[:-1] in exact:
+            continue
+        bare = loc.path[:-1]
+        fallback = max((other for other in locations if other.path_type == "Prefix" and bare.startswith(other.path)),
+                       key=lambda other: len(other.path), default=None)
+        if fallback is not None:
+            added.append(replace(fallback, path=bare, path_type="Exact"))
+            exact.add(bare)
+    return locations + added
+
+
 def build_model(objects: ClusterObjects, settings: Settings, *, class_name: str = CLASS_NAME,
                 controller: str = CONTROLLER) -> RoutingModel:
     index = _Index(objects)
@@ -329,6 +347,8 @@ def build_model(objects: ClusterObjects, settings: Settings, *, class_name: str 
     for host in sorted(servers):
         server = servers[host]
         locations = _prefix_twins(server.locations)
+        if not server.enforce_regex:
+            locations = _no_auto_redirect(locations)
         locations.sort(key=lambda loc: loc.path, reverse=True)
         locations.sort(key=lambda loc: len(loc.path), reverse=True)
         server.locations = locations

@@ -440,7 +440,7 @@ CHECKSUM_PLACEHOLDER = "@CHECKSUM@"
 
 def render(model: RoutingModel, *, conf_dir: str = CONF_DIR, state_dir: str = STATE_DIR,
            extra_servers=None) -> str:
-    """nginx.conf for the model. `extra_servers(writer)` adds servers (the Gateway API's)."""
+    """nginx.conf for the model. `extra_servers(writer, conf_dir)` adds servers (the Gateway API's)."""
     s = model.settings
     w = Writer()
     w("# Configuration checksum: " + CHECKSUM_PLACEHOLDER)
@@ -467,7 +467,7 @@ def render(model: RoutingModel, *, conf_dir: str = CONF_DIR, state_dir: str = ST
     for server in model.servers:
         _server(w, server, model, conf_dir)
     if extra_servers is not None:
-        extra_servers(w)
+        extra_servers(w, conf_dir)
     _internal_servers(w, CHECKSUM_PLACEHOLDER)
     w.close()
     text = w.text()
