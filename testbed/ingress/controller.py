@@ -51,6 +51,28 @@ RELOAD_TIMEOUT = 15.0
 HOST_STATE_MOUNTPOINT = Path(nginx.STATE_DIR)   # exists wherever Debian's nginx is installed
 
 
+def worker_pids(master: int) -> set[int]:
+    """The master's child processes (its workers and, during a reload, the old ones)."""
+    try:
+        return {int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+def accepting(pid: int) -> bool:
+    """A worker that still takes new connections: an old worker sets its title to `worker process
+    is shutting down` and then closes its listening sockets (ngx_worker_process_cycle)."""
+    try:
+        return b"shutting down" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def reloaded(master: int, old_workers: set[int]) -> bool:
+    """After SIGHUP: none of the workers from before still accepts connections."""
+    return not any(accepting(pid) for pid in old_workers & worker_pids(master))
+
+
 @dataclass
 class NginxPod:
     namespace: str
@@ -274,10 +296,11 @@ class IngressController:
         tmp.write_text(rendered.text)
         os.replace(tmp, target)
         checksum = nginx.config_checksum(rendered.text)
+        old_workers = {pid: worker_pids(pid) for pid in self.pods}
         for pod in list(self.pods.values()):
             pod.process.send_signal(signal.SIGHUP)
-        for pod in list(self.pods.values()):
-            self._wait_serving(pod, checksum)
+        for pid, pod in list(self.pods.items()):
+            self._wait_serving(pod, checksum, old_workers.get(pid, set()))
             self._log(pod, "I", "Backend successfully reloaded")
         self.applied = rendered
         self.good_versions = {key: version for key, version in self._versions(rendered).items()}
@@ -304,13 +327,15 @@ class IngressController:
                                 check=False, timeout=10)
         return result.stdout.strip()
 
-    def _wait_serving(self, pod: NginxPod, checksum: str | None) -> None:
+    def _wait_serving(self, pod: NginxPod, checksum: str | None, old_workers: set[int] = frozenset()) -> None:
+        """Until new workers answer with the configuration's checksum and no old worker still
+        accepts connections (so no new request meets the previous configuration)."""
         deadline = time.monotonic() + RELOAD_TIMEOUT
         while True:
             if pod.process.poll() is not None:
                 raise RuntimeError(f"nginx in pod {pod.namespace}/{pod.name} exited {pod.process.returncode}: "
                                    f"{self._tail(pod)}")
-            if self._served_checksum(pod) == checksum:
+            if reloaded(pod.process.pid, old_workers) and self._served_checksum(pod) == checksum:
                 pod.checksum = checksum
                 return
             if time.monotonic() > deadline:
