@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -93,6 +94,13 @@ class Rendered:
     excluded: tuple = ()          # Ingress keys left out because they break the configuration
 
 
+def spec_version(ingress: dict) -> tuple:
+    """What changes an Ingress's configuration: its spec (generation) and annotations, not its
+    status (which the controller itself writes)."""
+    meta = ingress["metadata"]
+    return meta.get("generation"), tuple(sorted((meta.get("annotations") or {}).items()))
+
+
 def klog(level: str, message: str) -> str:
     """A log line in klog's shape, as the controller's Go code prints them."""
     now = datetime.now(timezone.utc)
@@ -109,10 +117,10 @@ class IngressController:
         self.pods: dict[int, NginxPod] = {}
         self._lock = threading.RLock()
         self.applied: Rendered | None = None        # what every pod serves
-        self.good_versions: dict[tuple[str, str], str] = {}   # Ingress -> resourceVersion in it
+        self.good_versions: dict[tuple[str, str], tuple] = {}   # Ingress -> spec_version in it
         self.reported: set[tuple] = set()
-        self.seen_versions: dict[tuple[str, str], str] = {}
-        self._failed_tests: dict[str, str] = {}
+        self.seen_versions: dict[tuple[str, str], tuple] = {}
+        self._tested: dict[str, str | None] = {}    # nginx -t results by configuration digest
         self.reload_seconds: list[float] = []      # nginx -t + reload + all pods serving, per change
         self.loop = SyncLoop(self.name, ctx.api.store, WATCHED | gateway_kinds(), self._sync)
         self.errors = self.loop.errors
@@ -189,7 +197,7 @@ class IngressController:
             key = (ingress["metadata"]["namespace"], ingress["metadata"]["name"])
             if not is_our_class(ingress, classes):
                 continue
-            current[key] = ingress["metadata"].get("resourceVersion", "")
+            current[key] = spec_version(ingress)
             if self.seen_versions.get(key) != current[key]:
                 self.api.record_event(ingress, "Normal", "Sync", "Scheduled for sync")
         self.seen_versions = current
@@ -200,8 +208,7 @@ class IngressController:
             return rendered
         log.warning("ingress-nginx: the new configuration does not pass nginx -t: %s", error)
         changed = [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in objects.ingresses
-                   if self.good_versions.get((i["metadata"]["namespace"], i["metadata"]["name"]))
-                   != i["metadata"].get("resourceVersion")]
+                   if self.good_versions.get((i["metadata"]["namespace"], i["metadata"]["name"])) != spec_version(i)]
         changed = [k for k in changed if k in rendered.model.ingresses]
         bad: list[tuple[str, tuple[str, str]]] = []
 
@@ -263,22 +270,22 @@ class IngressController:
         if pod is None:
             return "no controller pod runs"
         digest = hashlib.sha1(text.encode()).hexdigest()
-        if digest in self._failed_tests:
-            return self._failed_tests[digest]
+        if digest in self._tested:   # the same text passes or fails the same way: test it once
+            return self._tested[digest]
         candidate = self.conf_dir / CANDIDATE
         candidate.write_text(text)
         try:
             result = pod.runner.run(["nginx", "-t", "-c", f"{nginx.CONF_DIR}/{CANDIDATE}"], check=False, timeout=60)
         finally:
             candidate.unlink(missing_ok=True)
-        if result.returncode == 0:
-            return None
-        lines = [line.removeprefix("nginx: ") for line in (result.stderr or result.stdout).splitlines()
-                 if "[emerg]" in line or "[alert]" in line]
-        message = "; ".join(lines) or (result.stderr or result.stdout).strip()
-        if len(self._failed_tests) > 256:
-            self._failed_tests.clear()
-        self._failed_tests[digest] = message   # the same text fails the same way: test it once
+        message = None
+        if result.returncode != 0:
+            lines = [re.sub(r"^(nginx: )?\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (\[\w+\]) \d+#\d+: ", r"\2 ", line)
+                     for line in (result.stderr or result.stdout).splitlines() if "[emerg]" in line or "[alert]" in line]
+            message = "; ".join(lines) or (result.stderr or result.stdout).strip()
+        if len(self._tested) > 256:
+            self._tested.clear()
+        self._tested[digest] = message
         return message
 
     def _apply(self, rendered: Rendered) -> str | None:
@@ -314,8 +321,8 @@ class IngressController:
     def _versions(self, rendered: Rendered) -> dict:
         served = set(rendered.model.ingresses)
         with self.api.lock:
-            return {key: (self.api.store.get("Ingress", *key) or {"metadata": {}})["metadata"].get("resourceVersion")
-                    for key in served}
+            stored = {key: self.api.store.get("Ingress", *key) for key in served}
+        return {key: spec_version(ingress) for key, ingress in stored.items() if ingress is not None}
 
     def _remove_stale_certificates(self, model: RoutingModel) -> None:
         for path in (self.conf_dir / "ssl").glob("*.pem"):
