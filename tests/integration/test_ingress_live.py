@@ -118,7 +118,7 @@ def test_the_seed_ingresses_from_the_external_host(cluster, ip, tmp_path):
     assert conf.startswith("# Configuration checksum: ") and "server_name www.wzlinux.com ;" in conf
     assert "ssl_certificate /etc/nginx/ssl/default-wzlinux-secret.pem;" in conf
     describe = kubectl.run(["describe", "ingress", "test"])
-    assert re.search(r"^\s+api\.ik8s\.io\s*$", describe, re.M) and re.search(r"/\s+api:80 \(10\.244\.", describe)
+    assert re.search(r"^\s+api\.ik8s\.io\s*$", describe, re.M) and re.search(r"^\s+api:80 \(10\.244\.", describe, re.M)
     assert re.search(r"Normal\s+Sync\s+\S+\s+nginx-ingress-controller\s+Scheduled for sync", describe)
     assert f"Address:          {ip}" in describe or re.search(rf"^Address:\s+{re.escape(ip)}$", describe, re.M)
 
