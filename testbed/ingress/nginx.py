@@ -449,6 +449,8 @@ def render(model: RoutingModel, *, conf_dir: str = CONF_DIR, state_dir: str = ST
     w()
     w(f"pid {state_dir}/nginx.pid;")
     w("daemon off;")
+    w("# keep the emulation's marker in the workers' environment (testbed clean finds them by it)")
+    w("env TESTBED_CLUSTER;")
     w(f"worker_processes {s.worker_processes};")
     w("worker_shutdown_timeout 240s;")
     w("error_log stderr notice;")
