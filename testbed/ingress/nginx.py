@@ -464,7 +464,8 @@ def render(model: RoutingModel, *, conf_dir: str = CONF_DIR, state_dir: str = ST
     w.open("http")
     _http_block(w, s, model, conf_dir, state_dir)
     for upstream in model.upstreams.values():
-        _upstream(w, upstream)
+        if upstream.endpoints:   # nginx refuses an upstream without servers; such locations return 503
+            _upstream(w, upstream)
     w()
     for server in model.servers:
         _server(w, server, model, conf_dir)

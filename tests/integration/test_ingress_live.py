@@ -69,6 +69,12 @@ def curl(cluster, args: str) -> str:
     return cluster.external().cmd(f"curl -s -m 5 {args}").strip()
 
 
+def response(cluster, args: str) -> str:
+    """Status line and headers (`curl -i`/`-I`) as plain text: through a pipe, so curl does not
+    style them for the pty Mininet's shell runs in, and with CRLF as LF."""
+    return cluster.external().cmd(f"curl -s -m 5 {args} | cat").replace("\r", "")
+
+
 def echo(cluster, ip, host, path="/", extra="") -> dict:
     text = curl(cluster, f"-H {shlex.quote('Host: ' + host)} {extra} http://{ip}{path}")
     return json.loads(text)
@@ -108,8 +114,8 @@ def test_the_seed_ingresses_from_the_external_host(cluster, ip, tmp_path):
     cluster.external().cmd("rm -f /tmp/tb-wz-ca.pem")
     assert json.loads(verified)["pod"].startswith("wap-")
     # a TLS host redirects plain HTTP with 308 to https://host (no trailing slash), others do not
-    redirect = cluster.external().cmd(f"curl -s -m 5 -I -H 'Host: www.wzlinux.com' http://{ip}/")
-    assert redirect.startswith("HTTP/1.1 308") and "Location: https://www.wzlinux.com\r\n" in redirect
+    redirect = response(cluster, f"-I -H 'Host: www.wzlinux.com' http://{ip}/")
+    assert redirect.startswith("HTTP/1.1 308") and "\nLocation: https://www.wzlinux.com\n" in redirect
     assert status(cluster, ip, "api.ik8s.io") == "200"
     # the articles' workflow: pods, the rendered nginx.conf inside the controller pod, describe
     pods = kubectl.run(["get", "pods", "-n", "ingress-nginx", "-o", "wide"])
@@ -182,16 +188,14 @@ def test_annotations(cluster, ip):
     assert echo(cluster, ip, "rewrite.example", "/something/new/path")["path"] == "/new/path"
     assert echo(cluster, ip, "rewrite.example", "/something")["path"] == "/"
     # CORS: preflight answered by nginx with 204, simple requests carry the headers
-    preflight = cluster.external().cmd(f"curl -s -m 5 -i -X OPTIONS -H 'Host: cors.example' "
-                                       f"-H 'Origin: https://app.example' http://{ip}/")
+    preflight = response(cluster, f"-i -X OPTIONS -H 'Host: cors.example' -H 'Origin: https://app.example' "
+                                  f"http://{ip}/")
     assert preflight.startswith("HTTP/1.1 204")
     assert "Access-Control-Allow-Origin: https://app.example" in preflight
     assert "Access-Control-Max-Age: 600" in preflight and "Access-Control-Allow-Credentials: true" in preflight
-    simple = cluster.external().cmd(f"curl -s -m 5 -i -H 'Host: cors.example' -H 'Origin: https://app.example' "
-                                    f"http://{ip}/")
+    simple = response(cluster, f"-i -H 'Host: cors.example' -H 'Origin: https://app.example' http://{ip}/")
     assert "Access-Control-Allow-Origin: https://app.example" in simple and '"pod": "s1-' in simple
-    other = cluster.external().cmd(f"curl -s -m 5 -i -H 'Host: cors.example' -H 'Origin: https://evil.example' "
-                                   f"http://{ip}/")
+    other = response(cluster, f"-i -H 'Host: cors.example' -H 'Origin: https://evil.example' http://{ip}/")
     assert "Access-Control-Allow-Origin" not in other
     # proxy-body-size
     assert status(cluster, ip, "body.example", "/", "-X POST --data-binary @/etc/services") == "413"

@@ -267,10 +267,13 @@ def test_upstreams_are_pod_ips_or_the_cluster_ip(cluster):
     assert [(e.address, e.port) for e in model.upstreams["default-echo-80"].endpoints] == [(echo, 80)]
 
 
-def test_a_backend_without_endpoints_answers_503(cluster):
+@needs_nginx
+def test_a_backend_without_endpoints_answers_503(cluster, tmp_path):
     cluster.apply([ingress("nosvc", [rule("nosvc.example", ("/", "Prefix", "missing"))])])
-    model, text = render_cluster(cluster)
+    model, text = render_cluster(cluster, conf_dir=str(tmp_path), state_dir=str(tmp_path))
     assert route(text, "nosvc.example", "/") == "return 503"
+    assert "upstream default-missing-80" not in text      # nginx refuses an upstream without servers
+    assert nginx_test(model, text, tmp_path).returncode == 0
     assert any(p.reason == "ServiceUnavailable" and 'service "default/missing" not found' in p.message
                for p in model.problems)
 
