@@ -47,7 +47,11 @@ def objects():
                       A + "cors-max-age": "600"}),
              ingress("body", "body.example", [("/", "Prefix", "s1")], {A + "proxy-body-size": "1k"}),
              ingress("unknown", "unknown.example", [("/", "Prefix", "s3")], {A + "no-such-annotation": "x"}),
-             ingress("svcup", "svcup.example", [("/", "Prefix", "s3")], {A + "service-upstream": "true"})]
+             ingress("svcup", "svcup.example", [("/", "Prefix", "s3-vip")], {A + "service-upstream": "true"})]
+    # its own Service: an upstream is shared by every Ingress naming the Service, and the first
+    # Ingress to name it decides whether it holds the endpoints or the ClusterIP (as in ingress-nginx)
+    docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s3-vip"},
+                 "spec": {"selector": {"app": "s3"}, "ports": [{"port": 80}]}})
     return docs
 
 
@@ -214,7 +218,7 @@ def test_annotations(cluster, ip):
     assert echo(cluster, ip, "unknown.example")["pod"].startswith("s3-")
     # service-upstream: nginx proxies to the ClusterIP, the Service picks the pod
     conf = cluster.exec(_controller(cluster), "cat /etc/nginx/nginx.conf", namespace="ingress-nginx")
-    cluster_ip = cluster.get("svc", "s3")["spec"]["clusterIP"]
+    cluster_ip = cluster.get("svc", "s3-vip")["spec"]["clusterIP"]
     assert f"server {cluster_ip}:80 max_fails=0;" in conf
     assert echo(cluster, ip, "svcup.example")["pod"].startswith("s3-")
 
