@@ -137,6 +137,9 @@ def main() -> None:
             "pod_direct_from_client_pod": wrk(client, f"http://{pod_ip}/", args.seconds),
             "ingress_from_external_host": wrk(cluster.external(), f"http://{ip}/", args.seconds,
                                               "-H 'Host: bench.example'"),
+            # the ingress path alone: nginx answers from its default backend (404), no echo server
+            "ingress_default_backend_from_external_host": wrk(cluster.external(), f"http://{ip}/", args.seconds,
+                                                              "-H 'Host: nobody.example'"),
         }
         for name, run in report["traffic"].items():
             print(f"{name}: {run['requests_per_second']} req/s, p50 {run.get('p50_ms')} ms, "
