@@ -7,7 +7,9 @@
    serving it (render + `nginx -t` + SIGHUP + checksum seen), with 1,000 Ingress paths (1,000
    Ingresses of one path each, over 100 hosts) and with none; target <= 2 s;
 3. apply to serving: from `Cluster.apply` of a new Ingress until the external host gets its
-   backend's answer, with the 1,000 paths in place and without.
+   backend's answer, with the 1,000 paths in place and without;
+4. an endpoint change: the backend scaled up by one until the new pod answers through the ingress
+   (a reload each time: Debian's nginx has no Lua to swap endpoints without one).
 
 Raw samples go, with the run's metadata, to results/bench-ingress-<timestamp>.json.
 Usage: flock /tmp/testbed-live.lock .venv/bin/python benchmarks/ingress.py [--mode iptables]
@@ -110,6 +112,30 @@ def reloads(cluster, controller, label: str, repeats: int) -> list[dict]:
     return samples
 
 
+def endpoint_change(cluster, controller, ip: str, repeats: int) -> list[dict]:
+    """Scale the backend up by one: seconds until the new pod answers through the ingress (the
+    pod's start, its readiness, the EndpointSlice, the controller's reload), and the reload's part."""
+    samples = []
+    for i in range(repeats):
+        before = {p["metadata"]["name"] for p in cluster.get("pods") if p["metadata"]["name"].startswith("bench-")}
+        reloads_before = len(controller.reload_seconds)
+        started = time.monotonic()
+        cluster.scale("deployment", "bench", len(before) + 1)
+        new = {p["metadata"]["name"] for p in cluster.get("pods") if p["metadata"]["name"].startswith("bench-")} - before
+        deadline = time.monotonic() + 30
+        seen = set()
+        while not new <= seen and time.monotonic() < deadline:
+            out = cluster.external().cmd(f"curl -s -m 2 -H 'Host: bench.example' http://{ip}/")
+            try:
+                seen.add(json.loads(out)["pod"])
+            except (ValueError, KeyError):
+                pass
+        samples.append({"replicas": len(before) + 1, "scale_to_served_seconds": time.monotonic() - started,
+                        "reload_seconds": controller.reload_seconds[reloads_before:], "served": new <= seen})
+    cluster.scale("deployment", "bench", 2)
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", default="iptables")
@@ -144,6 +170,10 @@ def main() -> None:
         for name, run in report["traffic"].items():
             print(f"{name}: {run['requests_per_second']} req/s, p50 {run.get('p50_ms')} ms, "
                   f"p99 {run.get('p99_ms')} ms, non-2xx {run['non_2xx']}")
+        report["endpoint_change"] = endpoint_change(cluster, controller, ip, args.repeats)
+        for sample in report["endpoint_change"]:
+            print(f"endpoint change to {sample['replicas']} replicas: served after "
+                  f"{sample['scale_to_served_seconds']:.2f} s, reloads {sample['reload_seconds']}")
         report["reload"] = reloads(cluster, controller, "0", args.repeats)
         report["apply_to_serving"] = apply_to_serving(cluster, ip, "0", args.repeats)
         hosts = max(1, args.paths // 10)
