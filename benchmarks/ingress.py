@@ -116,7 +116,7 @@ def endpoint_change(cluster, controller, ip: str, repeats: int) -> list[dict]:
     """Scale the backend up by one: seconds until the new pod answers through the ingress (the
     pod's start, its readiness, the EndpointSlice, the controller's reload), and the reload's part."""
     samples = []
-    for i in range(repeats):
+    for _ in range(repeats):
         before = {p["metadata"]["name"] for p in cluster.get("pods") if p["metadata"]["name"].startswith("bench-")}
         reloads_before = len(controller.reload_seconds)
         started = time.monotonic()
