@@ -123,3 +123,18 @@ def test_when_nothing_can_be_isolated_the_last_good_configuration_stays(setup):
     assert (controller.conf_dir / "nginx.conf").read_text() == good
     reasons = [e["reason"] for e in events(cluster, "ConfigMap", "nginx-configuration", "ingress-nginx")]
     assert "RELOAD" in reasons
+
+
+def test_an_endpoint_change_reloads_without_nginx_t(setup):
+    cluster, controller, runner, process, _ = setup
+    controller._sync()
+    tests = runner.tests
+    endpoints = cluster.get("Endpoints", "echo")
+    endpoints["subsets"][0]["addresses"].append({"ip": "10.244.9.250"})
+    cluster.apply(endpoints)
+    controller._sync()
+    assert "server 10.244.9.250:8080 max_fails=0;" in (controller.conf_dir / "nginx.conf").read_text()
+    assert runner.tests == tests and process.signals == [1, 1]     # reloaded, not tested
+    cluster.apply(ingress("another", [rule("another.example", ("/", "Prefix", "echo"))]))
+    controller._sync()
+    assert runner.tests == tests + 1                                 # a new server is tested
