@@ -437,8 +437,11 @@ class IngressController:
                 (self.conf_dir / "nginx.conf").write_text(rendered.text)
                 self.applied = rendered
                 self.good_versions = self._versions(rendered)
-            process = runner.popen(["nginx", "-c", f"{nginx.CONF_DIR}/nginx.conf"], stdin=subprocess.DEVNULL,
-                                   stdout=log_file, stderr=subprocess.STDOUT)
+            # nginx overwrites its environment with its process title, so `testbed clean` cannot find
+            # it by the cluster marker: it dies with the thread that started it (a kubelet thread)
+            # instead, also when the testbed process is killed.
+            process = runner.popen(["setpriv", "--pdeathsig", "TERM", "nginx", "-c", f"{nginx.CONF_DIR}/nginx.conf"],
+                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
             pod = NginxPod(container.namespace, container.pod, process, runner, state, log_path, log_file)
             pod.log_file.write(klog("I", f"Starting NGINX Ingress controller (testbed) in {container.pod}, "
                                          f"configuration {nginx.config_checksum(self.applied.text)}"))
