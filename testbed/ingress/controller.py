@@ -16,11 +16,11 @@ gateway.py); when the text changed it
    Warning event on the Ingress (reason RELOAD, shown by `kubectl describe ingress`), on the pod and
    in the controller's log, and serves everything else.
 
-Endpoint changes: upstreams are plain nginx `upstream` blocks (Debian's nginx has no Lua, which
-ingress-nginx uses to swap endpoints without a reload), so a changed endpoint set is a reload
-(graceful: old workers finish their requests), though without `nginx -t` when nothing but
-endpoints changed; `service-upstream: "true"` Ingresses proxy to the ClusterIP and need none.
-benchmarks/ingress.py measures the cost.
+Endpoint changes need no reload: as ingress-nginx's Lua balancer picks an endpoint per request
+from backends the controller posts to it, nginx's JavaScript module (Debian's
+libnginx-mod-http-js) runs balancer.js, which picks (weighted, at random) from the file
+/etc/nginx/endpoints/<upstream> the controller rewrites; nginx.conf itself holds no endpoint, so it
+does not change when only endpoints do. benchmarks/ingress.py measures both paths.
 
 Status: every Ingress of our class gets the controller Service's LoadBalancer IP in
 status.loadBalancer.ingress (ingress-nginx's --publish-service).
@@ -102,20 +102,6 @@ def spec_version(ingress: dict) -> tuple:
     return meta.get("generation"), tuple(sorted((meta.get("annotations") or {}).items()))
 
 
-def without_endpoints(text: str) -> str:
-    """The configuration less its upstream server lines and checksums: equal for two
-    configurations that differ only in endpoints."""
-    kept = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("server ") and stripped.endswith("max_fails=0;"):
-            continue
-        if "Configuration checksum" in stripped or re.fullmatch(r'return 200 "[0-9a-f]{40}";', stripped):
-            continue
-        kept.append(line)
-    return "\n".join(kept)
-
-
 def klog(level: str, message: str) -> str:
     """A log line in klog's shape, as the controller's Go code prints them."""
     now = datetime.now(timezone.utc)
@@ -128,6 +114,7 @@ class IngressController:
     def __init__(self, ctx: ComponentContext):
         self.api = ctx.api
         self.conf_dir = ctx.nodes.directory("ingress-nginx", "etc-nginx")
+        os.chmod(self.conf_dir, 0o755)      # the workers read the balancer's files through /etc/nginx
         (self.conf_dir / "ssl").mkdir(exist_ok=True)
         self.pods: dict[int, NginxPod] = {}
         self._lock = threading.RLock()
@@ -197,6 +184,8 @@ class IngressController:
         self._note_ingress_changes(objects)
         with self._lock:
             rendered = self._render(objects, gateway_objects)
+            # Endpoints go to the balancer's files at once, whatever happens to the configuration.
+            self._write_support(rendered.model)
             # Without a pod nothing serves yet: the first pod's start loads the configuration.
             if self.pods and (self.applied is None or rendered.text != self.applied.text):
                 rendered = self._apply_or_isolate(rendered, objects, gateway_objects)
@@ -270,6 +259,24 @@ class IngressController:
     def _any_pod(self) -> NginxPod | None:
         return next(iter(self.pods.values()), None)
 
+    def _write_support(self, model: RoutingModel) -> None:
+        """The balancer and the endpoint files (nginx.support_files), each replaced atomically when
+        it changed: an endpoint change reaches every pod's nginx without a reload."""
+        for relative, text in nginx.support_files(model).items():
+            path = self.conf_dir / relative
+            if path.exists() and path.read_text() == text:
+                continue
+            path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text)
+            os.chmod(tmp, 0o644)   # read by nginx's workers (user nobody), not only its master
+            os.replace(tmp, path)
+        wanted = set(nginx.endpoint_files(model))
+        for path in (self.conf_dir / "endpoints").glob("*"):
+            # an upstream without endpoints (or gone): its file goes, the balancer answers 503
+            if f"endpoints/{path.name}" not in wanted and not path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)
+
     def _write_certificates(self, model: RoutingModel) -> None:
         for file, certificate in model.certificates.items():
             path = self.conf_dir / "ssl" / file
@@ -310,11 +317,7 @@ class IngressController:
             return None
         started = time.monotonic()
         self._write_certificates(rendered.model)
-        # Only endpoints changed (addresses the controller writes itself) in a configuration that
-        # passed: the new one passes too, so the reload goes without nginx -t.
-        endpoints_only = self.applied is not None and without_endpoints(rendered.text) == \
-            without_endpoints(self.applied.text)
-        error = None if endpoints_only else self._test(rendered.text)
+        error = self._test(rendered.text)
         if error is not None:
             return error
         target = self.conf_dir / "nginx.conf"
@@ -428,6 +431,7 @@ class IngressController:
                 # The first pod: the configuration of the moment, checked here before nginx starts.
                 objects, gateway_objects = self._objects()
                 rendered = self._render(objects, gateway_objects)
+                self._write_support(rendered.model)
                 self._write_certificates(rendered.model)
                 probe = NginxPod(container.namespace, container.pod, None, runner, state, log_path, log_file)
                 error = self._test(rendered.text, probe)

@@ -568,7 +568,7 @@ def _location(w: Writer, location: str, candidates: list[Candidate], model: Rout
     proxy_settings(w, model.settings, model.settings.proxy_connect_timeout, model.settings.proxy_send_timeout,
                    model.settings.proxy_read_timeout)
     w(f"client_max_body_size {model.settings.proxy_body_size};")
-    w("proxy_pass http://$gw_upstream$gw_uri;")
+    w("proxy_pass http://$balancer_peer$gw_uri;")
     w("proxy_redirect off;")
     w.close()
 

@@ -19,7 +19,7 @@ import hashlib
 import re
 
 from .annotations import Cors
-from .model import DEFAULT_SERVER, Location, RoutingModel, Server, Upstream, needs_rewrite
+from .model import DEFAULT_SERVER, DEFAULT_UPSTREAM, Location, RoutingModel, Server, Upstream, needs_rewrite
 from .settings import Settings
 from .tls import FAKE_FILE
 
@@ -225,6 +225,66 @@ def _http_block(w: Writer, s: Settings, model: RoutingModel, conf_dir: str, stat
     w(f"ssl_certificate_key {conf_dir}/ssl/{FAKE_FILE};")
     w("proxy_ssl_session_reuse on;")
     w()
+    w(f'js_path "{conf_dir}/njs/";')
+    w("js_import balancer from balancer.js;")
+    w("js_set $balancer_peer balancer.peer;")
+    w()
+
+
+JS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"    # Debian's libnginx-mod-http-js
+# What ingress-nginx's balancer.lua does with the backends the controller posts to /configuration:
+# pick an endpoint per request from data that changes without a reload. Here the data is one file
+# per upstream, `address:port weight` lines, replaced atomically by the controller; an upstream
+# without endpoints answers 503 (a local server), as ingress-nginx's balancer does.
+BALANCER_JS = """// Rendered by the testbed's ingress controller: the endpoint balancer (ingress-nginx: balancer.lua).
+var fs = require('fs');
+
+function peer(r) {
+    var text;
+    try {
+        text = fs.readFileSync('@DIR@/endpoints/' + r.variables.proxy_upstream_name, 'utf8');
+    } catch (e) {
+        return '127.0.0.1:@UNAVAILABLE@';
+    }
+    var peers = [], total = 0;
+    text.split('\\n').forEach(function (line) {
+        var parts = line.split(' ');
+        if (parts[0]) {
+            var weight = parseInt(parts[1] || '1', 10);
+            peers.push([parts[0], weight]);
+            total += weight;
+        }
+    });
+    if (!total) {
+        return '127.0.0.1:@UNAVAILABLE@';
+    }
+    var pick = Math.random() * total;
+    for (var i = 0; i < peers.length; i++) {
+        pick -= peers[i][1];
+        if (pick < 0) {
+            return peers[i][0];
+        }
+    }
+    return peers[peers.length - 1][0];
+}
+
+export default {peer};
+"""
+
+
+def balancer_js(conf_dir: str = CONF_DIR) -> str:
+    return BALANCER_JS.replace("@DIR@", conf_dir).replace("@UNAVAILABLE@", str(ERROR_500_PORT + 1))
+
+
+def endpoint_files(model: RoutingModel) -> dict[str, str]:
+    """endpoints/<upstream> -> its `address:port weight` lines (no file: no endpoints)."""
+    return {f"endpoints/{u.name}": "".join(f"{e.address}:{e.port} {e.weight}\n" for e in u.endpoints)
+            for u in model.upstreams.values() if u.name != DEFAULT_UPSTREAM and u.endpoints}
+
+
+def support_files(model: RoutingModel, conf_dir: str = CONF_DIR) -> dict[str, str]:
+    """Everything beside nginx.conf under the configuration directory (certificates are separate)."""
+    return {"njs/balancer.js": balancer_js(conf_dir), **endpoint_files(model)}
 
 
 def _upstream(w: Writer, upstream: Upstream) -> None:
@@ -348,18 +408,16 @@ def _location(w: Writer, server: Server, loc: Location, model: RoutingModel, enf
         w(f"client_max_body_size {config.body_size};")
     proxy_headers(w, s, host=quote(config.upstream_vhost) if config.upstream_vhost else "$best_http_host")
     proxy_settings(w, s, config.connect_timeout, config.send_timeout, config.read_timeout)
-    upstream = model.upstreams[loc.upstream]
-    if not upstream.endpoints:
-        w("# no endpoints: what ingress-nginx's balancer answers")
-        w("return 503;")
-    else:
-        if needs_rewrite(loc):   # template.go buildProxyPass
-            w(f'rewrite "(?i){loc.path.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}" '
-              f"{config.rewrite_target} break;")
-            if config.x_forwarded_prefix:
-                w(f"proxy_set_header X-Forwarded-Prefix {quote(config.x_forwarded_prefix)};")
-        w(f"proxy_pass http://{loc.upstream};")
-        w("proxy_redirect off;")
+    if needs_rewrite(loc):   # template.go buildProxyPass
+        w(f'rewrite "(?i){loc.path.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}" '
+          f"{config.rewrite_target} break;")
+        if config.x_forwarded_prefix:
+            w(f"proxy_set_header X-Forwarded-Prefix {quote(config.x_forwarded_prefix)};")
+    if loc.upstream == DEFAULT_UPSTREAM:
+        w(f"proxy_pass http://{DEFAULT_UPSTREAM};")
+    else:   # the balancer picks an endpoint of $proxy_upstream_name (balancer.js)
+        w("proxy_pass http://$balancer_peer;")
+    w("proxy_redirect off;")
     w.close()
 
 
@@ -447,6 +505,7 @@ def render(model: RoutingModel, *, conf_dir: str = CONF_DIR, state_dir: str = ST
     w("# Rendered by the testbed's ingress controller from Ingress (and Gateway API) objects, in the")
     w("# shape of ingress-nginx's nginx.tmpl; see testbed/ingress/nginx.py for where it differs.")
     w()
+    w(f"load_module {JS_MODULE};")
     w(f"pid {state_dir}/nginx.pid;")
     w("daemon off;")
     w("# keep the emulation's marker in the workers' environment (testbed clean finds them by it)")
@@ -463,9 +522,9 @@ def render(model: RoutingModel, *, conf_dir: str = CONF_DIR, state_dir: str = ST
     w()
     w.open("http")
     _http_block(w, s, model, conf_dir, state_dir)
-    for upstream in model.upstreams.values():
-        if upstream.endpoints:   # nginx refuses an upstream without servers; such locations return 503
-            _upstream(w, upstream)
+    # Only the default backend is an `upstream` block: every other upstream's endpoints are in
+    # endpoints/<name>, which balancer.js reads (endpoint changes need no reload).
+    _upstream(w, model.upstreams[DEFAULT_UPSTREAM])
     w()
     for server in model.servers:
         _server(w, server, model, conf_dir)

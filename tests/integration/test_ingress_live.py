@@ -102,7 +102,7 @@ def test_the_seed_ingresses_from_the_external_host(cluster, ip, tmp_path):
             answer = echo(cluster, ip, host, "/hostname-check")
         assert answer["pod"].startswith(app), (host, answer)
     # both replicas of api serve through the ingress
-    assert len({echo(cluster, ip, "api.ik8s.io")["pod"] for _ in range(12)}) == 2
+    assert len({echo(cluster, ip, "api.ik8s.io")["pod"] for _ in range(20)}) == 2
     # TLS: the fake certificate while wzlinux-secret is missing, then the Secret's by SNI
     verbose = cluster.external().cmd(f"curl -skv -m 5 --resolve www.wzlinux.com:443:{ip} https://www.wzlinux.com/ 2>&1")
     assert FAKE_CN in verbose
@@ -217,9 +217,9 @@ def test_annotations(cluster, ip):
         kubectl.run(["describe", "ingress", "unknown"])
     assert echo(cluster, ip, "unknown.example")["pod"].startswith("s3-")
     # service-upstream: nginx proxies to the ClusterIP, the Service picks the pod
-    conf = cluster.exec(_controller(cluster), "cat /etc/nginx/nginx.conf", namespace="ingress-nginx")
+    peers = cluster.exec(_controller(cluster), "cat /etc/nginx/endpoints/default-s3-vip-80", namespace="ingress-nginx")
     cluster_ip = cluster.get("svc", "s3-vip")["spec"]["clusterIP"]
-    assert f"server {cluster_ip}:80 max_fails=0;" in conf
+    assert peers.split() == [f"{cluster_ip}:80", "1"]
     assert echo(cluster, ip, "svcup.example")["pod"].startswith("s3-")
 
 
@@ -244,10 +244,15 @@ def test_a_broken_ingress_leaves_the_others_serving(cluster, ip):
     assert status(cluster, ip, "after.example") == "200"
 
 
-def test_endpoint_changes_reach_nginx(cluster, ip):
+def test_endpoint_changes_reach_nginx_without_a_reload(cluster, ip):
+    controller = cluster.emulation.addon_components["ingress"]
+    reloads = len(controller.reload_seconds)
+    conf = cluster.exec(_controller(cluster), "cat /etc/nginx/nginx.conf", namespace="ingress-nginx")
     cluster.scale("deployment", "s2", 3)
     pods = {p["metadata"]["name"] for p in cluster.get("pods") if p["metadata"]["name"].startswith("s2-")}
-    seen = {echo(cluster, ip, "row15.example", "/aaa/ccc")["pod"] for _ in range(24)}
+    seen = {echo(cluster, ip, "row15.example", "/aaa/ccc")["pod"] for _ in range(40)}
     assert seen == pods
+    assert len(controller.reload_seconds) == reloads          # the balancer's files changed, not nginx.conf
+    assert cluster.exec(_controller(cluster), "cat /etc/nginx/nginx.conf", namespace="ingress-nginx") == conf
     cluster.scale("deployment", "s2", 1)
     assert len({echo(cluster, ip, "row15.example", "/aaa/ccc")["pod"] for _ in range(6)}) == 1

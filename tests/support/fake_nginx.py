@@ -21,9 +21,14 @@ class FakeLocation:
 
     def action(self) -> str:
         """"upstream NAME", "return CODE ..." (the first return not inside an if)."""
+        upstream = None
         for line in self.directives:
+            if line.startswith("set $proxy_upstream_name "):
+                upstream = line[len("set $proxy_upstream_name "):].rstrip(";").strip('"')
             if line.startswith("return "):
                 return line.rstrip(";")
+            if line.startswith("proxy_pass http://$balancer_peer"):   # balancer.js: $proxy_upstream_name
+                return f"upstream {upstream}"
             if line.startswith("proxy_pass http://"):
                 return "upstream " + line[len("proxy_pass http://"):].rstrip(";")
         return "none"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ class NginxNamespace:
         self._run(["ip", "netns", "add", self.name])
         self._run(["ip", "netns", "exec", self.name, "ip", "link", "set", "lo", "up"])
         self.dir = Path(tempfile.mkdtemp(prefix="tb-nginx-"))
+        os.chmod(self.dir, 0o755)   # nginx's workers (user nobody) read the balancer's files
         (self.dir / "ssl").mkdir()
         self.processes = [subprocess.Popen(
             ["ip", "netns", "exec", self.name, sys.executable, "-I", "-S", str(ECHO), "--pod", pod,
@@ -80,6 +82,11 @@ class NginxNamespace:
         text = text.replace("access_log /dev/stdout", f"access_log {self.dir}/access.log")
         for file, certificate in model.certificates.items():
             (self.dir / "ssl" / file).write_text(certificate.pem)
+        for path in (self.dir / "endpoints").glob("*"):
+            path.unlink()
+        for relative, content in nginx.support_files(model, str(self.dir)).items():
+            (self.dir / relative).parent.mkdir(parents=True, exist_ok=True)
+            (self.dir / relative).write_text(content)
         (self.dir / "nginx.conf").write_text(text)
         check = subprocess.run(["ip", "netns", "exec", self.name, "nginx", "-t", "-p", str(self.dir), "-c",
                                 str(self.dir / "nginx.conf")], capture_output=True, text=True)
@@ -110,6 +117,7 @@ class NginxNamespace:
             except subprocess.TimeoutExpired:
                 process.kill()
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class _External:

@@ -48,6 +48,9 @@ def nginx_test(model, text: str, tmp_path: Path) -> subprocess.CompletedProcess:
     (tmp_path / "ssl").mkdir(exist_ok=True)
     for file, certificate in model.certificates.items():
         (tmp_path / "ssl" / file).write_text(certificate.pem)
+    for relative, content in nginx.support_files(model, str(tmp_path)).items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(content)
     text = text.replace("access_log /dev/stdout", f"access_log {tmp_path}/access.log")
     (tmp_path / "nginx.conf").write_text(text)
     return subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
@@ -271,8 +274,8 @@ def test_upstreams_are_pod_ips_or_the_cluster_ip(cluster):
 def test_a_backend_without_endpoints_answers_503(cluster, tmp_path):
     cluster.apply([ingress("nosvc", [rule("nosvc.example", ("/", "Prefix", "missing"))])])
     model, text = render_cluster(cluster, conf_dir=str(tmp_path), state_dir=str(tmp_path))
-    assert route(text, "nosvc.example", "/") == "return 503"
-    assert "upstream default-missing-80" not in text      # nginx refuses an upstream without servers
+    assert route(text, "nosvc.example", "/") == "upstream default-missing-80"
+    assert "endpoints/default-missing-80" not in nginx.endpoint_files(model)   # the balancer answers 503
     assert nginx_test(model, text, tmp_path).returncode == 0
     assert any(p.reason == "ServiceUnavailable" and 'service "default/missing" not found' in p.message
                for p in model.problems)

@@ -125,16 +125,21 @@ def test_when_nothing_can_be_isolated_the_last_good_configuration_stays(setup):
     assert "RELOAD" in reasons
 
 
-def test_an_endpoint_change_reloads_without_nginx_t(setup):
+def test_an_endpoint_change_needs_no_reload(setup):
     cluster, controller, runner, process, _ = setup
     controller._sync()
     tests = runner.tests
+    conf = (controller.conf_dir / "nginx.conf").read_text()
     endpoints = cluster.get("Endpoints", "echo")
     endpoints["subsets"][0]["addresses"].append({"ip": "10.244.9.250"})
     cluster.apply(endpoints)
     controller._sync()
-    assert "server 10.244.9.250:8080 max_fails=0;" in (controller.conf_dir / "nginx.conf").read_text()
-    assert runner.tests == tests and process.signals == [1, 1]     # reloaded, not tested
+    assert "10.244.9.250:8080 1\n" in (controller.conf_dir / "endpoints" / "default-echo-80").read_text()
+    assert (controller.conf_dir / "nginx.conf").read_text() == conf
+    assert runner.tests == tests and process.signals == [1]        # neither tested nor reloaded
+    cluster.delete("Endpoints", "echo")
+    controller._sync()
+    assert not (controller.conf_dir / "endpoints" / "default-echo-80").exists()   # the balancer answers 503
     cluster.apply(ingress("another", [rule("another.example", ("/", "Prefix", "echo"))]))
     controller._sync()
     assert runner.tests == tests + 1                                 # a new server is tested
