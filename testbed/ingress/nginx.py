@@ -2,9 +2,11 @@
 (rootfs/etc/nginx/template/nginx.tmpl, internal/ingress/controller/template/template.go), pure.
 
 ingress-nginx computes some per-request values in Lua (balancer, certificate by SNI, forwarded
-headers, the HTTPS redirect). Debian's nginx has no Lua, so the same values come from plain nginx:
-- upstreams are `upstream` blocks of the endpoints (ingress-nginx's balancer picks among the same
-  addresses); endpoint changes therefore need a reload (see controller.py);
+headers, the HTTPS redirect). Debian's nginx has no Lua, so the same values come from elsewhere:
+- the balancer is nginx's JavaScript module (balancer.js below): it picks an endpoint per request
+  from endpoints/<upstream>, which the controller rewrites, so endpoint changes need no reload;
+  the pick is weighted-random where ingress-nginx's default is round-robin, and a connection to
+  the endpoint is made per request (no upstream keepalive pool, no retry on another endpoint);
 - certificates are per-server `ssl_certificate` files; nginx picks the server by SNI;
 - $pass_access_scheme, $pass_server_port, $best_http_host come from `map`s (the pre-Lua template's
   shape), trusting X-Forwarded-* only with `use-forwarded-headers`;
