@@ -16,8 +16,9 @@ conformance tests (conformance/tests/httproute-*.go):
 - In nginx: each distinct path is a location (Exact `= /p`; PathPrefix `/p/` plus `= /p`); inside
   it, the candidates that can match a request landing there are tested lowest precedence first with
   `if`, each satisfied one overwriting the chosen action (conditions combined through `map`s), and
-  the request is proxied to the chosen rule's upstream (`proxy_pass http://$gw_upstream...`).
-- backendRefs are weighted: one upstream per rule whose servers carry weights proportional to
+  the request is proxied to an endpoint of the chosen rule's upstream (`proxy_pass
+  http://$balancer_peer...`, nginx.py's balancer).
+- backendRefs are weighted: one upstream per rule whose endpoints carry weights proportional to
   weight / number of endpoints; a share whose reference is invalid goes to a local server answering
   500, a share without endpoints to one answering 503; no usable weight at all gives 500.
 - Filters: RequestHeaderModifier (set, add appending with a comma, remove) and URLRewrite (hostname;
