@@ -184,6 +184,8 @@ class IngressController:
         self._note_ingress_changes(objects)
         with self._lock:
             rendered = self._render(objects, gateway_objects)
+            if self.applied is not None and rendered.text == self.applied.text:
+                self.applied = rendered   # the same configuration, with the endpoints of now
             # Endpoints go to the balancer's files at once, whatever happens to the configuration.
             self._write_support(rendered.model)
             # Without a pod nothing serves yet: the first pod's start loads the configuration.
@@ -261,8 +263,11 @@ class IngressController:
 
     def _write_support(self, model: RoutingModel) -> None:
         """The balancer and the endpoint files (nginx.support_files), each replaced atomically when
-        it changed: an endpoint change reaches every pod's nginx without a reload."""
-        for relative, text in nginx.support_files(model).items():
+        it changed: an endpoint change reaches every pod's nginx without a reload. Files of the
+        configuration that serves now stay until a new one replaces it (a rejected configuration
+        must not take endpoints from the one that keeps serving)."""
+        files = nginx.support_files(model)
+        for relative, text in files.items():
             path = self.conf_dir / relative
             if path.exists() and path.read_text() == text:
                 continue
@@ -271,10 +276,10 @@ class IngressController:
             tmp.write_text(text)
             os.chmod(tmp, 0o644)   # read by nginx's workers (user nobody), not only its master
             os.replace(tmp, path)
-        wanted = set(nginx.endpoint_files(model))
+        keep = set(files) | (set(nginx.endpoint_files(self.applied.model)) if self.applied else set())
         for path in (self.conf_dir / "endpoints").glob("*"):
             # an upstream without endpoints (or gone): its file goes, the balancer answers 503
-            if f"endpoints/{path.name}" not in wanted and not path.name.endswith(".tmp"):
+            if f"endpoints/{path.name}" not in keep and not path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)
 
     def _write_certificates(self, model: RoutingModel) -> None:
@@ -317,6 +322,7 @@ class IngressController:
             return None
         started = time.monotonic()
         self._write_certificates(rendered.model)
+        self._write_support(rendered.model)
         error = self._test(rendered.text)
         if error is not None:
             return error
