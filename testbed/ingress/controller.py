@@ -35,7 +35,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -92,7 +92,8 @@ class Rendered:
     text: str
     model: RoutingModel
     gateway_status: dict          # (kind, namespace, name) -> status, from gateway.py
-    excluded: tuple = ()          # Ingress keys left out because they break the configuration
+    excluded: tuple = ()          # Ingress keys whose current version breaks the configuration
+    ingresses: dict = field(default_factory=dict)   # the Ingress objects it was rendered from
 
 
 def spec_version(ingress: dict) -> tuple:
@@ -158,8 +159,16 @@ class IngressController:
         return objects, {**dict(zip(GATEWAY_KINDS, gateway)), "Namespace": namespaces}
 
     def _render(self, objects: ClusterObjects, gateway_objects: dict, excluded: tuple = ()) -> Rendered:
+        """The configuration of the objects; an `excluded` Ingress is replaced by the version the
+        serving configuration has (its last good one), or left out when it has none."""
         settings = settings_from_configmap((objects.configmap or {}).get("data"))
-        kept = [i for i in objects.ingresses if (i["metadata"]["namespace"], i["metadata"]["name"]) not in excluded]
+        kept = []
+        for ingress in objects.ingresses:
+            key = (ingress["metadata"]["namespace"], ingress["metadata"]["name"])
+            if key not in excluded:
+                kept.append(ingress)
+            elif self.applied is not None and key in self.applied.ingresses:
+                kept.append(self.applied.ingresses[key])
         model = build_model(ClusterObjects(kept, objects.ingress_classes, objects.services, objects.endpoint_slices,
                                            objects.secrets, objects.configmap), settings)
         from .gateway import gateway_servers
@@ -167,7 +176,8 @@ class IngressController:
                                                   gateway_objects.get("Namespace"))
         model.problems.extend(problems)
         text = nginx.render(model, extra_servers=extra)
-        return Rendered(text, model, status, tuple(excluded))
+        return Rendered(text, model, status, tuple(excluded),
+                        {(i["metadata"]["namespace"], i["metadata"]["name"]): i for i in kept})
 
     @staticmethod
     def _lb_ip(objects: ClusterObjects) -> str | None:
@@ -240,9 +250,11 @@ class IngressController:
             excluded = tuple(key for _, key in bad)
             kept = self._render(objects, gateway_objects, excluded)
             for message, (namespace, name) in bad:
+                served = self.applied is not None and (namespace, name) in self.applied.ingresses
+                what = "its last good version keeps serving" if served else "left out"
                 problems.append(Problem("Ingress", namespace, name, "Warning", "RELOAD",
                                         f"Error reloading NGINX: this Ingress makes the configuration invalid, "
-                                        f"left out: {message}"))
+                                        f"{what}: {message}"))
             if self._apply(kept) is None:
                 kept.model.problems.extend(problems)
                 return kept
@@ -255,7 +267,7 @@ class IngressController:
             problems.append(Problem("ConfigMap", NAMESPACE, CONFIGMAP, "Warning", "RELOAD", message))
         rendered.model.problems.extend(problems)
         return Rendered(self.applied.text if self.applied else "", rendered.model, rendered.gateway_status,
-                        tuple(culprit))
+                        tuple(culprit), self.applied.ingresses if self.applied else {})
 
     # -- nginx in the pods ----------------------------------------------------------------------
     def _any_pod(self) -> NginxPod | None:
@@ -346,11 +358,11 @@ class IngressController:
                                   "Normal", "RELOAD", "NGINX reload triggered due to a change in configuration")
         return None
 
-    def _versions(self, rendered: Rendered) -> dict:
-        served = set(rendered.model.ingresses)
-        with self.api.lock:
-            stored = {key: self.api.store.get("Ingress", *key) for key in served}
-        return {key: spec_version(ingress) for key, ingress in stored.items() if ingress is not None}
+    @staticmethod
+    def _versions(rendered: Rendered) -> dict:
+        """The spec versions of the Ingresses a configuration serves (a replaced one: its old one)."""
+        return {key: spec_version(ingress) for key, ingress in rendered.ingresses.items()
+                if key in rendered.model.ingresses}
 
     def _remove_stale_certificates(self, model: RoutingModel) -> None:
         for path in (self.conf_dir / "ssl").glob("*.pem"):

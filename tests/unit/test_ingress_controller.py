@@ -143,3 +143,18 @@ def test_an_endpoint_change_needs_no_reload(setup):
     cluster.apply(ingress("another", [rule("another.example", ("/", "Prefix", "echo"))]))
     controller._sync()
     assert runner.tests == tests + 1                                 # a new server is tested
+
+
+def test_a_good_ingress_made_bad_keeps_its_last_good_version(setup):
+    cluster, controller, runner, process, _ = setup
+    controller._sync()
+    good = cluster.get("ingress", "good")
+    good["metadata"]["annotations"] = {"nginx.ingress.kubernetes.io/use-regex": "true"}
+    good["spec"]["rules"][0]["http"]["paths"][0]["path"] = "/broken("
+    cluster.apply(good)
+    controller._sync()
+    conf = (controller.conf_dir / "nginx.conf").read_text()
+    assert "server_name good.example ;" in conf and "/broken(" not in conf
+    assert (controller.conf_dir / "endpoints" / "default-echo-80").exists()
+    warning = [e for e in events(cluster, "Ingress", "good") if e["type"] == "Warning"][-1]
+    assert "its last good version keeps serving" in warning["message"]
