@@ -13,8 +13,9 @@ gateway.py); when the text changed it
    (127.0.0.1:10246/configuration/checksum), so an apply returns once the change serves;
 3. on failure keeps the last good configuration serving, and finds which of the Ingresses changed
    since then break it (each group of them is tested against the rest, halving), reports each as a
-   Warning event on the Ingress (reason RELOAD, shown by `kubectl describe ingress`), on the pod and
-   in the controller's log, and serves everything else.
+   Warning event on the Ingress (reason RELOAD, shown by `kubectl describe ingress`) and in the
+   controller's log, and serves everything else, with those Ingresses at their last good version
+   (a new one is left out).
 
 Endpoint changes need no reload: as ingress-nginx's Lua balancer picks an endpoint per request
 from backends the controller posts to it, nginx's JavaScript module (Debian's
