@@ -558,6 +558,15 @@ def empty_tables(save_text: str) -> list[str]:
     return [name for name, empty in tables.items() if empty]
 
 
+def drop_empty_nft_tables(runner: NamespaceRunner, save_command: str) -> None:
+    """iptables-nft creates a table (nat, filter, mangle) on first use and leaves it behind, empty,
+    when its chains go; a cleaned-up node must look like a fresh one, so those tables go too.
+    (iptables-legacy's tables are the kernel's own and always there.)"""
+    if "nf_tables" in runner.run([save_command, "--version"], check=False).stdout:
+        for table in empty_tables(runner.run([save_command]).stdout):
+            runner.run(["nft", "delete", "table", "ip", table], check=False)
+
+
 def cleanup_text(saved: SavedState) -> str:
     """Restore input that removes every jump to, and every chain of, this proxier."""
     owned_filter = set(FILTER_TOP_CHAINS)
@@ -650,9 +659,7 @@ class IptablesProxier:
         text = cleanup_text(self.read_state())
         if text:
             self.runner.run([self.restore_command, "-w", "5", "--noflush"], input=text)
-        if "nf_tables" in self.runner.run([self.save_command, "--version"], check=False).stdout:
-            for table in empty_tables(self.runner.run([self.save_command]).stdout):
-                self.runner.run(["nft", "delete", "table", "ip", table], check=False)
+        drop_empty_nft_tables(self.runner, self.save_command)
         self._in_sync, self._installed_chains, self._large_cluster = False, frozenset(), None
 
     def stop(self) -> None:

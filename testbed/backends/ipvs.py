@@ -63,7 +63,7 @@ from testbed.proxy.model import Endpoint, NodeInfo, ServicePort
 from testbed.proxy.topology import categorize_endpoints
 from testbed.timescale import scaled
 
-from .iptables import JumpRule, masquerade_mark, parse_save
+from .iptables import JumpRule, drop_empty_nft_tables, masquerade_mark, parse_save
 
 DUMMY_DEVICE = "kube-ipvs0"
 DEFAULT_SCHEDULER = "rr"
@@ -822,6 +822,7 @@ class IpvsProxier:
             text = cleanup_text(parse_save(self.runner.run([self.save_command]).stdout))
             if text:
                 self.runner.run([self.restore_command, "-w", "5", "--noflush"], input=text)
+            drop_empty_nft_tables(self.runner, self.save_command)
             present = parse_ipset_save(self.runner.run(["ipset", "save"], check=False).stdout)
             destroy = "".join(f"destroy {s.name}\n" for s in IPSETS if s.name in present)
             if destroy:

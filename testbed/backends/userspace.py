@@ -55,6 +55,8 @@ from testbed.proxy.model import NodeInfo, ServicePort
 from testbed.proxy.topology import categorize_endpoints, externally_accessible
 from testbed.timescale import scaled
 
+from .iptables import drop_empty_nft_tables
+
 BUILTIN_CHAINS = {"nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"), "filter": ("INPUT", "FORWARD", "OUTPUT"),
                   "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")}
 
@@ -570,6 +572,7 @@ class UserspaceProxier:
         text = cleanup_text(saved)
         if text:
             self.runner.run([self.restore_command, "-w", "5", "--noflush"], input=text)
+        drop_empty_nft_tables(self.runner, self.save_command)
         self.runner.run(["ip", "rule", "del", "fwmark", f"{_MARK}/{_MARK}", "lookup", str(TRANSPARENT_TABLE)], check=False)
         self.runner.run(["ip", "route", "flush", "table", str(TRANSPARENT_TABLE)], check=False)
         self.runner.run(["sysctl", "-q", "-w", "net.ipv4.ip_local_reserved_ports="], check=False)

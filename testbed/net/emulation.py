@@ -187,6 +187,9 @@ class Emulation:
             raise TestbedError(f"missing programs: {', '.join(missing)} (run `make setup`)")
         old_backend, old_options = self.backend, self.proxy_options
         with self._mininet_lock:
+            # The old data plane withdraws its LoadBalancer announcements (a kernel mode's local
+            # routes) while it still runs; the new one announces them again below.
+            self.dataplane.announce(dict(self.speaker.current), {})
             self.dataplane.stop()
             self.dataplane.cleanup()
             for node in self.node_names:

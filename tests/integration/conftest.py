@@ -28,6 +28,14 @@ def skip_unless_runnable(proxy_mode: str) -> None:
         pytest.skip(f"{proxy_mode} mode cannot run on this kernel: {reason}")
 
 
+@pytest.fixture(autouse=True)
+def _runnable_mode(request):
+    """Every test that takes a proxy_mode, with or without the shared cluster, skips a mode this
+    kernel cannot run (IPVS here) instead of failing at Cluster start."""
+    if "proxy_mode" in request.fixturenames:
+        skip_unless_runnable(request.getfixturevalue("proxy_mode"))
+
+
 @pytest.fixture(scope="module")
 def live(proxy_mode, request):
     skip_unless_runnable(proxy_mode)

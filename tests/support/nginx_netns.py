@@ -1,8 +1,9 @@
-"""Real nginx on rendered configurations without a cluster: a throwaway network namespace with
-echo servers on 127.0.0.1 (one port per backend) and nginx running the controller's rendered
-nginx.conf (prefix, pid, temp files and certificates in a temporary directory; nothing of the
-host's /etc/nginx, nothing on the host's ports). Configurations come from a network=False
-cluster whose Endpoints point at those ports, and are reloaded with SIGHUP as the controller does.
+"""Real nginx on rendered configurations without a cluster: a throwaway network namespace with echo
+servers (one port per backend, reached at BACKEND_IP: the API server refuses loopback endpoints) and
+nginx running the controller's rendered nginx.conf (prefix, pid, temp files and certificates in a
+temporary directory; nothing of the host's /etc/nginx, nothing on the host's ports). Configurations
+come from a network=False cluster whose Endpoints point at those ports, and are reloaded with SIGHUP
+as the controller does.
 
 `GatewayCluster` lets the live Gateway API tests (tests/integration/test_ingress_gateway_live.py)
 run unchanged against it: apply/delete re-render and reload, status is written as the controller
@@ -30,11 +31,16 @@ ECHO = Path(__file__).resolve().parent.parent.parent / "testbed" / "workloads" /
 GATEWAY_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant")
 
 
+# A documentation address (RFC 5737) on the throwaway namespace's loopback device: endpoints must
+# not be loopback addresses (validation.go ValidateEndpointIP), and nothing outside the namespace sees it.
+BACKEND_IP = "192.0.2.10"
+
+
 def local_service(name: str, port: int, namespace: str = "default", service_port: int = 80) -> list[dict]:
     return [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
              "spec": {"ports": [{"port": service_port, "targetPort": port}]}},
             {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": namespace},
-             "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": port}]}]}]
+             "subsets": [{"addresses": [{"ip": BACKEND_IP}], "ports": [{"port": port}]}]}]
 
 
 class NginxNamespace:
@@ -43,6 +49,7 @@ class NginxNamespace:
         self.name = f"tbngx{os.getpid()}"
         self._run(["ip", "netns", "add", self.name])
         self._run(["ip", "netns", "exec", self.name, "ip", "link", "set", "lo", "up"])
+        self._run(["ip", "netns", "exec", self.name, "ip", "addr", "add", f"{BACKEND_IP}/32", "dev", "lo"])
         self.dir = Path(tempfile.mkdtemp(prefix="tb-nginx-"))
         os.chmod(self.dir, 0o755)   # nginx's workers (user nobody) read the balancer's files
         (self.dir / "ssl").mkdir()
