@@ -1,10 +1,12 @@
 """kube-proxy's nftables mode: the table its proxier builds, and an applier for a node namespace.
 
-The rendering follows pkg/proxy/nftables/proxier.go of Kubernetes 1.31-1.33 (`setupNFTables`,
-`syncProxyRules`, `writeServiceToEndpointRules`; the layout with `filter-output-post-dnat` and the
-`cluster-ips` set, and the element-diffing `nftElementStorage`), so that `nft list table ip
-kube-proxy` inside an emulated node reads like it does on a real node: chain, set and map names,
-hooks and priorities, rule text, element keys and comments. Where the packets go (kube-proxy's
+The rendering follows pkg/proxy/nftables/proxier.go as of Kubernetes 1.33 (`setupNFTables`,
+`syncProxyRules`, `writeServiceToEndpointRules`): the 1.31 layout with `filter-output-post-dnat` and
+the `cluster-ips` set, partial syncs (kubernetes PR 126013, 1.31), map elements diffed by
+`nftElementStorage` (PR 130119, 1.33) and base chains re-created once per start (PR 123162). So
+`nft list table ip kube-proxy` inside an emulated node reads like it does on a real node: chain,
+set and map names, hooks and priorities, rule text, element keys and comments; the unit tests
+compare the rendering with kube-proxy's own TestOverallNFTablesRules. Where the packets go (kube-proxy's
 pkg/proxy/nftables/README.md explains each hook choice; priorities as knftables writes them):
 
   pod / external packet                                          node's own packet
@@ -52,15 +54,24 @@ iptables module's):
   transaction. As in kube-proxy, a chain that stops being used is flushed at once and deleted by
   the first sync at least one second later (kernels before 6.2 notice a chain's last map reference
   going away only after a while).
-- Like the iptables module, partial syncs do not list the kernel's table (kube-proxy lists its
-  chains and sets every sync): this proxier knows what it wrote, the namespace is the testbed's own.
-  Full syncs (the first, after a failure) list it, to find what an earlier proxier left.
+- Like the iptables module, partial syncs do not list the kernel's table (kube-proxy runs
+  `nft --json --terse list table` every sync, 13 s here at 10,000 Services; kubernetes issue 139513,
+  and PR 139878 proposes the same as here): this proxier knows what it wrote, and the namespace is
+  the testbed's own. Full syncs (the first, after a failure) list it, to find an earlier proxier's
+  leftovers. A partial sync with nothing to write runs no `nft` at all.
 - When an affinity timeout changes, the affinity sets are deleted and re-created: an `add set` with
   another timeout is silently ignored by the kernel (kube-proxy re-adds and keeps the old timeout).
   A map element whose value or comment changes is deleted and added (kube-proxy compares values
   only; the kernel keeps an old comment).
 - The setup part of a full sync creates the same objects as setupNFTables, written declaration
   first (table, chains, sets and maps, then rules and elements) rather than interleaved.
+
+At scale this is kube-proxy's ruleset, costs included: every Service chain's `numgen ... vmap { }`
+is an anonymous set, and the kernel names each new anonymous set by scanning all sets of the table
+(nf_tables_set_alloc_name), so building N Services costs O(N²) in the kernel (about 80 s for 10,000
+here); and every `nft -f` of a rule or element loads the table's chains and sets into nft's cache
+first, a few tenths of a second at 10,000 Services (kubernetes issues 139328, 139513; PR 140362
+proposes fewer maps). The README's measurements and benchmarks/nftables_sync.py show both.
 
 Not modelled: IPv6 (the emulation is IPv4-only), topology-aware hints (no zones), `--masquerade-all`,
 health-check servers (kube-proxy's nftables mode writes no rules for them either), the conntrack
