@@ -471,10 +471,14 @@ class Kubelet:
         return c.failures_ready < int(probe.get("failureThreshold", 3))
 
     def _serves(self, runtime: PodRuntime, c: ContainerRuntime) -> bool:
-        """Without a readinessProbe: ready once every declared TCP port accepts connections."""
+        """Without a readinessProbe: ready once every declared TCP port accepts connections and
+        every declared UDP port is bound (else a datagram sent the moment the endpoint appears
+        meets a closed port, and an unconnected client socket never hears of the ICMP error)."""
         from .probes import tcp_check
         netns = self.nodes.netns(runtime.node)
-        return all(tcp_check(netns, runtime.ip, port, 0.5).success for port in c.workload.tcp_ports)
+        pid = getattr(runtime.host, "pid", None)
+        return (all(tcp_check(netns, runtime.ip, port, 0.5).success for port in c.workload.tcp_ports)
+                and all(pid is None or udp_bound(pid, port) for port in c.workload.udp_ports))
 
     def _probe(self, runtime: PodRuntime, c: ContainerRuntime, probe: dict) -> ProbeResult:
         return run_probe(probe, c.spec, self.nodes.netns(runtime.node), runtime.ip,
@@ -614,3 +618,13 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+def udp_bound(pid: int, port: int) -> bool:
+    """Whether a socket in the network namespace of process `pid` is bound to UDP `port`
+    (/proc/<pid>/net/udp lists that namespace's sockets, local address as hex ip:port)."""
+    try:
+        lines = Path(f"/proc/{pid}/net/udp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(int(line.split()[1].rsplit(":", 1)[1], 16) == port for line in lines if line.strip())

@@ -112,13 +112,21 @@ class Clock:
         return self.now
 
 
+def in_object_order(text: str) -> str:
+    """kube-proxy's expected text is grouped by Service (its tests compare it sorted, never load it):
+    objects first, then rules in their order, then elements, as knftables' Dump() writes them."""
+    order = ["table", "chain", "set", "map", "rule", "element"]
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    return "\n".join(sorted(lines, key=lambda line: order.index(line.split()[1]))) + "\n"
+
+
 def test_rendered_text_loads_with_nft_check(make_netns):
     runner = make_netns()
     cluster = Cluster(network=False, seed=1)
     cluster.apply("examples/")
     for node in node_infos(cluster):
         runner.run(["nft", "-c", "-f", "-"], input=render_nftables(cluster.service_ports(), node))
-    runner.run(["nft", "-c", "-f", "-"], input=KUBE_PROXY_EXPECTED.read_text())
+    runner.run(["nft", "-c", "-f", "-"], input=in_object_order(KUBE_PROXY_EXPECTED.read_text()))
     assert runner.run(["nft", "list", "ruleset"]).stdout.strip() == ""    # -c changed nothing
     runner.run(["nft", "-f", "-"], input=render_nftables(cluster.service_ports(), node_infos(cluster)[0]))
     assert "service-ips" in runner.run(["nft", "list", "table", "ip", "kube-proxy"]).stdout
