@@ -136,6 +136,7 @@ class SyncPlanner:
             sets_before = {a.name for p in before for a in p.affinity_sets}
 
         new_states = {k: tuple(self._port_state(p) for p in sorted(groups[k], key=port_key)) for k in rewrite}
+        self._prune_memo(groups, gone, full)
         for key in gone:
             self._account(self.services.pop(key), ())
         for key, states in new_states.items():
@@ -198,6 +199,14 @@ class SyncPlanner:
         state = service_port_state(port, self.ctx)
         self.port_states[key] = (port, state)
         return state
+
+    def _prune_memo(self, groups: Mapping[ServiceKey, list[ServicePort]], gone: Sequence[ServiceKey], full: bool) -> None:
+        """Forget the states of ports that no longer exist (Services churn; the memo must not grow)."""
+        current = {port_key(p) for ports in groups.values() for p in ports}
+        dropped = [k for k in self.port_states
+                   if (full or (k[0], k[1]) in groups or (k[0], k[1]) in gone) and k not in current]
+        for key in dropped:
+            del self.port_states[key]
 
     def _setup_commands(self, recreate_base_chains: bool) -> list[str]:
         out = [f'add table {TABLE_REF} {{ comment "{TABLE_COMMENT}" ; }}']

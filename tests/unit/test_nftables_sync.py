@@ -247,6 +247,14 @@ def test_a_failed_transaction_makes_the_next_sync_full(driver, monkeypatch):
     assert state_without_stale(driver.fake) == full_state(changed)
 
 
+def test_the_memo_of_port_states_follows_the_services(driver):
+    driver.sync(services())
+    driver.sync(services()[:2])
+    renamed = [dataclasses.replace(p, port_name="web") if p.name == "alpha" else p for p in services()[:2]]
+    driver.sync(renamed)
+    assert {k[:3] for k in driver.proxier.planner.port_states} == {("default", "alpha", "web"), ("default", "beta", "http")}
+
+
 def test_cleanup_deletes_the_table_and_the_next_sync_starts_over(driver):
     driver.sync(services())
     driver.proxier.cleanup()
