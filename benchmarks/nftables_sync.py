@@ -11,9 +11,10 @@ node1 and applied by NftablesProxier in a fresh throwaway namespace `tbtest-nftb
 - connect latency: the first and the last Service's endpoints are made local addresses with a TCP
   server behind them, and a client in the namespace times connections to both ClusterIPs (the
   node's own traffic: nat-output, then the `service-ips` map lookup).
-And a kernel probe, independent of kube-proxy's layout: the time to load K rules that each hold an
-anonymous verdict map (`numgen random mod 2 vmap { ... }`, one per Service in kube-proxy's
-layout), K = 1,000 / 2,000 / 4,000, to show how that cost grows on this kernel.
+And a kernel probe, independent of kube-proxy's layout: the time to load K chains whose one rule
+holds an anonymous verdict map (`numgen random mod 2 vmap { ... }`, one per Service chain in
+kube-proxy's layout), an anonymous set without jumps, or jumps without sets, K = 1,000 / 2,000 /
+4,000, to show which cost grows faster than K on this kernel.
 Raw samples and the run's metadata go to results/bench-nftables-<timestamp>.json.
 
 Needs root. Usage: .venv/bin/python benchmarks/nftables_sync.py [--sizes 1 1000 10000] [--repeats 5]
@@ -157,19 +158,30 @@ def run_size(count: int, repeats: int, connects: int) -> list[dict]:
     return samples
 
 
+PROBE_RULES = {
+    # kube-proxy's dispatch: an anonymous verdict map with jumps in every Service chain
+    "anonymous_vmaps": "numgen random mod 2 vmap {{ 0 : goto a , 1 : goto b }}",
+    # an anonymous set and no jump at all: if this grows alike, the cost is creating anonymous sets
+    "anonymous_sets": "ip daddr {{ 10.0.{hi}.{lo} , 10.1.{hi}.{lo} }} accept",
+    # the same jumps without any set: the control
+    "plain_jumps": "meta mark 1 goto a",
+}
+
+
 def kernel_probe(sizes=(1000, 2000, 4000)) -> list[dict]:
-    """Load K rules each holding an anonymous verdict map, in a fresh namespace."""
+    """Load K chains of one rule each, in a fresh namespace, for each kind of rule above."""
     rows = []
-    for k in sizes:
-        lines = ["add table ip tbprobe", "add chain ip tbprobe a", "add chain ip tbprobe b"]
-        lines += [f"add chain ip tbprobe c{i}" for i in range(k)]
-        lines += [f"add rule ip tbprobe c{i} numgen random mod 2 vmap {{ 0 : goto a , 1 : goto b }}" for i in range(k)]
-        with Namespace() as runner:
-            started = time.perf_counter()
-            runner.run(["nft", "-f", "-"], input="\n".join(lines) + "\n", timeout=None)
-            seconds = time.perf_counter() - started
-        rows.append({"phase": "anonymous_vmaps", "rules": k, "seconds": seconds})
-        print(f"  kernel probe: {k} anonymous verdict maps in {seconds:.2f} s", flush=True)
+    for kind, template in PROBE_RULES.items():
+        for k in sizes:
+            lines = ["add table ip tbprobe", "add chain ip tbprobe a", "add chain ip tbprobe b"]
+            lines += [f"add chain ip tbprobe c{i}" for i in range(k)]
+            lines += [f"add rule ip tbprobe c{i} " + template.format(hi=i // 250, lo=i % 250) for i in range(k)]
+            with Namespace() as runner:
+                started = time.perf_counter()
+                runner.run(["nft", "-f", "-"], input="\n".join(lines) + "\n", timeout=None)
+                seconds = time.perf_counter() - started
+            rows.append({"phase": "kernel_probe", "kind": kind, "rules": k, "seconds": seconds})
+            print(f"  kernel probe: {k} rules with {kind.replace('_', ' ')} in {seconds:.2f} s", flush=True)
     return rows
 
 
