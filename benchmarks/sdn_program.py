@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from testbed.net.ovs import OvsDaemons, choose_datapath, vsctl  # noqa: E402
 from common import NODES, endpoint, service_ports, write_result  # noqa: E402
 from testbed.sdn.client import SdnControllerProcess  # noqa: E402
-from testbed.sdn.topology import Topology  # noqa: E402
+from testbed.sdn.wiring import Wiring  # noqa: E402
 
 FORMAT = "testbed-bench-sdn/1"
 BRIDGE = "tb-sdnbench"
@@ -72,7 +72,7 @@ def main() -> None:
 
     OvsDaemons().ensure()
     datapath = choose_datapath()
-    topology = Topology.for_nodes(NODES, zone_base=42000)
+    topology = Wiring.for_nodes(NODES, zone_base=42000)
     bridge = topology.bridge(NODE)
     ports = service_ports(args.services)
     work = Path(tempfile.mkdtemp(prefix="tbsdn-bench-"))

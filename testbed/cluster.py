@@ -19,17 +19,19 @@ from typing import Any, Sequence
 
 from .components import resolve_addons
 from .controlplane import ClusterConfig, ControlPlane
-from .errors import Problem, TestbedError
+from .errors import ArgumentError, ManifestError, Problem, TestbedError, in_document_order
 from .kinds import KINDS, lookup_kind
-from .manifests import from_source, parse_objects
+from .manifests import from_source_with_problems, parse_objects
 from .proxy.backend import get_backend
 from .topology import Topology, load_topology
 
-EMULATION_OPTIONS = ("datapath", "stall_timeout")
+EMULATION_OPTIONS = ("datapath", "switch", "stall_timeout")
 CLIENT_POD = "client"
 
 
 def resolve_kind(kind: str) -> str:
+    if not isinstance(kind, str):
+        raise ArgumentError(f"a kind is a string such as \"service\", not a {type(kind).__name__}")
     info = KINDS.get(kind) or lookup_kind(kind)
     if info is None:
         raise TestbedError(f'the server doesn\'t have a resource type "{kind}"')
@@ -54,7 +56,7 @@ class Cluster:
         """`addons`: the add-ons to install (default: all default ones; `cluster_dns=False` leaves
         out the DNS add-on). `service_cidr`: kube-apiserver's --service-cluster-ip-range.
         Other keywords: the backend's options (e.g. iptables_backend) and the emulation's
-        (datapath="netdev"|"system", stall_timeout seconds)."""
+        (datapath="netdev"|"system", switch="ovs"|"linuxbridge", stall_timeout seconds)."""
         self.backend = get_backend(proxy_mode)
         self.proxy_mode = proxy_mode
         self.topology = topo if isinstance(topo, Topology) else load_topology(topo)
@@ -120,14 +122,26 @@ class Cluster:
         self.stop()
 
     # -- objects ---------------------------------------------------------------------------
-    def apply(self, source: str | Path | dict | list) -> list[str]:
-        """Create or update objects from a path, YAML/JSON text, or dicts; all or nothing."""
-        lines = self.control_plane.apply(from_source(source))
+    def apply(self, source: str | Path | dict | list, field_validation: str = "Warn") -> list[str]:
+        """Create or update objects from a path, YAML/JSON text, or dicts; all or nothing.
+
+        `field_validation` is the API server's (kubectl's --validate): unknown fields are a
+        ManifestWarning ("Warn"), an error ("Strict") or ignored ("Ignore")."""
+        documents, problems = from_source_with_problems(source)
+        if problems:   # what cannot be read, and every problem of what can
+            raise ManifestError(in_document_order(problems + self.control_plane.validate(documents, field_validation)))
+        if not documents:
+            if isinstance(source, (list, tuple)) and not source:
+                return []   # nothing, programmatically (an experiment's 0 Services)
+            raise TestbedError("no objects passed to apply")   # kubectl's words for an empty file or text
+        lines = self.control_plane.apply(documents, field_validation)
         self._settle()
         return lines
 
-    def validate(self, source) -> list[Problem]:
-        return self.control_plane.validate(from_source(source))
+    def validate(self, source, field_validation: str = "Warn") -> list[Problem]:
+        """Every problem an apply of `source` would be refused for (unreadable documents included)."""
+        documents, problems = from_source_with_problems(source)
+        return in_document_order(problems + self.control_plane.validate(documents, field_validation))
 
     def delete(self, kind: str, name: str, namespace: str = "default") -> str:
         line = self.control_plane.delete(resolve_kind(kind), name, namespace)
@@ -227,6 +241,15 @@ class Cluster:
 
     def logs(self, pod: str, namespace: str = "default", container: str | None = None) -> str:
         return self._emulation().pod_logs(namespace, pod, container)
+
+    def set_proxy_mode(self, proxy_mode: str, **options: Any) -> None:
+        """Switch the running cluster's Service data plane (pods keep running). The old mode's state
+        is removed completely; established connections may break."""
+        backend = get_backend(proxy_mode)
+        resolved = backend.resolve_options(options)
+        if self.emulation is not None:
+            self.emulation.switch_proxy_mode(proxy_mode, resolved)
+        self.backend, self.proxy_mode, self.proxy_options = backend, proxy_mode, resolved
 
     def wait_ready(self, timeout: float = 30) -> None:
         """Wait until every pod is Ready and every data plane has synced."""

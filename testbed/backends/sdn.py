@@ -18,26 +18,26 @@ from ..proxy.model import NodeInfo, ServicePort
 ALGORITHMS = ("random", "rr", "wrr", "lc", "wlc", "sh", "dh", "sed", "nq", "maglev")
 
 
-def layout_topology(ports: Sequence[ServicePort], layout: ClusterLayout):
-    """The SDN topology for a layout: bridges for its nodes, its pods on ports 10, 11, ... of their
+def layout_wiring(ports: Sequence[ServicePort], layout: ClusterLayout):
+    """The SDN wiring for a layout: bridges for its nodes, its pods on ports 10, 11, ... of their
     node's bridge in (namespace, name) order, and the LoadBalancer announcements."""
-    from ..sdn.topology import Pod, Topology
+    from ..sdn.wiring import Pod, Wiring
     names = [n.name for n in layout.nodes]
-    topology = Topology.for_nodes(names)
+    wiring = Wiring.for_nodes(names)
     slots: dict[str, int] = defaultdict(int)
     for pod in sorted(layout.pods, key=lambda p: (p.namespace, p.name)):
         if pod.node not in names:
             continue
         slots[pod.node] += 1
-        topology = topology.with_pod(Pod(pod.namespace, pod.name, pod.node, pod.ip, addressing.pod_mac(pod.ip),
+        wiring = wiring.with_pod(Pod(pod.namespace, pod.name, pod.node, pod.ip, addressing.pod_mac(pod.ip),
                                          addressing.FIRST_POD_PORT + slots[pod.node]))
-    return topology.with_announcements(announcements(ports, names))
+    return wiring.with_announcements(announcements(ports, names))
 
 
 def render(ports: Sequence[ServicePort], node: NodeInfo, layout: ClusterLayout | None = None) -> str:
     from ..sdn.pipeline import render_openflow
     layout = layout or ClusterLayout.single(node)
-    return render_openflow(ports, layout_topology(ports, layout), node.name)
+    return render_openflow(ports, layout_wiring(ports, layout), node.name)
 
 
 def _make_dataplane(ctx, backend):
@@ -59,6 +59,7 @@ register(Backend(
     # Nodes keep no Service rules: they route the service CIDR on-link, so the node's own traffic
     # to a VIP reaches the bridge, whose pipeline answers ARP for it.
     node_setup=lambda node, options: [f"ip route add {node.service_cidr} dev eth0"],
+    node_teardown=lambda node, options: [f"ip route del {node.service_cidr} dev eth0"],
     algorithms=ALGORITHMS,
     needs_openflow=True,
     describe=lambda options: "sdn (OS-Ken controller, OpenFlow 1.3)",

@@ -243,6 +243,8 @@ class Kubelet:
     def _start_pod(self, pod: dict) -> None:
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         pod = self.cp.assign_pod_ip(namespace, name)
+        if not (pod.get("status") or {}).get("podIP"):
+            return   # no free pod IP on the node: Pending, with an event; retried when one is freed
         pod_dir = self.sandboxes.pod_dir(pod)
         pod_dir.mkdir(parents=True, exist_ok=True)
         domain = self.cp.config.cluster_domain
@@ -472,13 +474,13 @@ class Kubelet:
 
     def _serves(self, runtime: PodRuntime, c: ContainerRuntime) -> bool:
         """Without a readinessProbe: ready once every declared TCP port accepts connections and
-        every declared UDP port is bound (else a datagram sent the moment the endpoint appears
-        meets a closed port, and an unconnected client socket never hears of the ICMP error)."""
-        from .probes import tcp_check
+        every declared UDP port has a socket bound in the pod (a UDP-only pod would otherwise be
+        Ready before its server listens, and a client's first datagram would be lost)."""
+        from .probes import tcp_check, udp_ports_bound
         netns = self.nodes.netns(runtime.node)
-        pid = getattr(runtime.host, "pid", None)
-        return (all(tcp_check(netns, runtime.ip, port, 0.5).success for port in c.workload.tcp_ports)
-                and all(pid is None or udp_bound(pid, port) for port in c.workload.udp_ports))
+        if not all(tcp_check(netns, runtime.ip, port, 0.5).success for port in c.workload.tcp_ports):
+            return False
+        return not c.workload.udp_ports or set(c.workload.udp_ports) <= udp_ports_bound(runtime.host.pid)
 
     def _probe(self, runtime: PodRuntime, c: ContainerRuntime, probe: dict) -> ProbeResult:
         return run_probe(probe, c.spec, self.nodes.netns(runtime.node), runtime.ip,
@@ -619,12 +621,3 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
 
-
-def udp_bound(pid: int, port: int) -> bool:
-    """Whether a socket in the network namespace of process `pid` is bound to UDP `port`
-    (/proc/<pid>/net/udp lists that namespace's sockets, local address as hex ip:port)."""
-    try:
-        lines = Path(f"/proc/{pid}/net/udp").read_text().splitlines()[1:]
-    except OSError:
-        return False
-    return any(int(line.split()[1].rsplit(":", 1)[1], 16) == port for line in lines if line.strip())

@@ -42,11 +42,13 @@ from . import addressing
 from .hosts import EmulatedHost
 from .nodes import NodeAccess
 from .ovs import Datapath, OvsDaemons, choose_datapath, vsctl
+from .switches import SWITCH_KINDS, NamespacedLinuxBridge
 from .runner import NamespaceRunner
 
 log = logging.getLogger(__name__)
 RUN_ROOT = Path("/run/testbed")
-REQUIRED_TOOLS = ("ovs-vsctl", "ovs-vswitchd", "mnexec", "ip", "ethtool", "unshare", "nsenter", "setsid")
+REQUIRED_TOOLS = ("mnexec", "ip", "ethtool", "unshare", "nsenter", "setsid")
+OVS_TOOLS = ("ovs-vsctl", "ovs-vswitchd")
 ROOT = NamespaceRunner()   # the root namespace: only for the switch-side ends of veths
 
 
@@ -73,7 +75,12 @@ class TestbedBridge(OVSSwitch):
 
 class Emulation:
     def __init__(self, cp, topology: Topology, proxy_mode: str, *, proxy_options: dict | None = None,
-                 addons=(), datapath: str | None = None, stall_timeout: float = 60):
+                 addons=(), datapath: str | None = None, switch: str = "ovs", stall_timeout: float = 60):
+        """`switch`: "ovs" (Open vSwitch, kernel or userspace datapath) or "linuxbridge" (Linux
+        bridges in namespaces of their own: the kernel's datapath everywhere; not for sdn mode)."""
+        if switch not in SWITCH_KINDS:
+            raise TestbedError(f"switch: {switch!r}: choose one of {', '.join(SWITCH_KINDS)}")
+        self.switch = switch
         self.cp = cp
         self.topology = topology
         self.backend = get_backend(proxy_mode)
@@ -124,8 +131,11 @@ class Emulation:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_state()
         setLogLevel("output")  # Mininet: our CLI output yes, its progress chatter no
-        self.ovs.acquire(self.cluster_id)
-        self.datapath = choose_datapath(self.requested_datapath)
+        if self.switch == "ovs":
+            self.ovs.acquire(self.cluster_id)
+            self.datapath = choose_datapath(self.requested_datapath)
+        else:
+            self.datapath = Datapath("linuxbridge", "Linux bridges, each in its own namespace (the kernel's datapath)")
         self.net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False, autoStaticArp=False)
         api = self.cp.api_view()
         self.dataplane = self._make_dataplane(api)   # sdn mode: starts the OpenFlow controller
@@ -133,7 +143,7 @@ class Emulation:
         self.timings["network"] = time.monotonic() - started
         self._configure_nodes()
         self.dataplane.start()
-        context = ComponentContext(nodes=self.nodes, api=api, announce=self.dataplane.announce)
+        context = ComponentContext(nodes=self.nodes, api=api, announce=self._announce)
         from ..kubelet.kubelet import Kubelet
         from ..proxy.loadbalancer import LoadBalancerSpeaker
         self.speaker = LoadBalancerSpeaker(context)
@@ -153,6 +163,69 @@ class Emulation:
         self.settle()
         self.timings["bring_up"] = time.monotonic() - started
 
+    def _announce(self, old, new) -> None:
+        """The speaker's announcements go to whichever data plane runs now (modes can switch)."""
+        self.dataplane.announce(old, new)
+
+    # ------------------------------------------------------------------------------------
+    # Switching the data plane of a running cluster
+    # ------------------------------------------------------------------------------------
+    def switch_proxy_mode(self, proxy_mode: str, proxy_options: dict | None = None) -> None:
+        """Replace the data plane without restarting pods: stop the old one and remove all of its
+        state (rules, sets, addresses, processes, flows, node set-up), reconfigure the node bridges
+        when OpenFlow control comes or goes, start the new one and wait until it has synced.
+        Established connections may break (their NAT state was the old mode's)."""
+        backend = get_backend(proxy_mode)
+        options = backend.resolve_options(proxy_options or {})
+        reason = backend.unavailable()
+        if reason:
+            raise TestbedError(f"{proxy_mode} mode cannot run here: {reason}")
+        if self.switch != "ovs" and backend.needs_openflow:
+            raise TestbedError(f"{proxy_mode} mode needs switch='ovs', not {self.switch!r}")
+        missing = [t for t in backend.tools(options) if shutil.which(t) is None]
+        if missing:
+            raise TestbedError(f"missing programs: {', '.join(missing)} (run `make setup`)")
+        old_backend, old_options = self.backend, self.proxy_options
+        with self._mininet_lock:
+            self.dataplane.stop()
+            self.dataplane.cleanup()
+            for node in self.node_names:
+                commands = old_backend.node_teardown(self.nodes.info(node), old_options)
+                if commands:
+                    self._run_all(self.node_hosts_by_name[node], commands, f"node {node} (leaving {old_backend.mode})")
+            self.backend, self.proxy_mode, self.proxy_options = backend, proxy_mode, options
+            self.dataplane = self._make_dataplane(self.cp.api_view())
+            self._reconfigure_bridges(self.dataplane.openflow_controller())
+            for node in self.node_names:
+                commands = backend.node_setup(self.nodes.info(node), options)
+                if commands:
+                    self._run_all(self.node_hosts_by_name[node], commands, f"node {node} ({backend.mode})")
+            for runtime in list(self.kubelet.pods.values()):
+                with self.cp.lock:
+                    pod = self.cp.store.get("Pod", runtime.namespace, runtime.name)
+                if pod is not None:
+                    self.dataplane.pod_added(pod, runtime.sandbox)
+            self.dataplane.start()
+            self.dataplane.announce({}, dict(self.speaker.current))
+        self._write_state()
+        self.settle()
+
+    def _reconfigure_bridges(self, controller) -> None:
+        """Node bridges under an OpenFlow controller (fail_mode secure) or plain learning switches
+        (standalone, one NORMAL flow), whichever the new data plane needs."""
+        if self.switch != "ovs":
+            return
+        for bridge in self.bridges.values():
+            if controller is not None:
+                vsctl("set-fail-mode", bridge.name, "secure")
+                vsctl("set-controller", bridge.name, f"tcp:{controller.ip}:{controller.port}")
+            else:
+                vsctl("del-controller", bridge.name)
+                vsctl("set-fail-mode", bridge.name, "standalone")
+                ROOT.run(["ovs-ofctl", "-O", "OpenFlow13", "del-flows", bridge.name])
+                ROOT.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flow", bridge.name, "priority=0,actions=NORMAL"])
+            bridge.controlled = controller is not None
+
     def _make_dataplane(self, api):
         context = DataPlaneContext(nodes=self.nodes, api=api, service_cidr=self.cp.config.service_cidr,
                                    cluster_cidr=self.cp.config.cluster_cidr, options=self.proxy_options)
@@ -164,10 +237,16 @@ class Emulation:
         reason = self.backend.unavailable()
         if reason:   # never run something else instead
             raise TestbedError(f"{self.proxy_mode} mode cannot run here: {reason}")
+        if self.switch != "ovs" and self.backend.needs_openflow:
+            raise TestbedError(f"{self.proxy_mode} mode programs Open vSwitch bridges over OpenFlow: it needs "
+                               f"switch='ovs', not {self.switch!r}")
+        if self.switch == "linuxbridge" and self.topology.switch_links():
+            raise TestbedError(f"topology {self.topology.name!r} has redundant fabric links, which need RSTP: "
+                               "Open vSwitch only (switch='ovs')")
         if os.geteuid() != 0:
             raise TestbedError("the emulated network needs root (network namespaces, Open vSwitch); "
                                "use network=False for the control plane alone")
-        tools = REQUIRED_TOOLS + self.backend.tools(self.proxy_options)
+        tools = REQUIRED_TOOLS + (OVS_TOOLS if self.switch == "ovs" else ()) + self.backend.tools(self.proxy_options)
         missing = [t for t in dict.fromkeys(tools) if shutil.which(t) is None]
         if missing:
             raise TestbedError(f"missing programs: {', '.join(missing)} (run `make setup`)")
@@ -179,7 +258,10 @@ class Emulation:
                  + [f"{addressing.ROOT_PREFIX}-{s}" for s in self.topology.switches]}
         (self.run_dir / "state.json").write_text(json.dumps(state, indent=1))
 
-    def _bridge(self, name: str, dpid: int, controlled: bool, rstp: bool = False) -> TestbedBridge:
+    def _bridge(self, name: str, dpid: int, controlled: bool, rstp: bool = False):
+        if self.switch == "linuxbridge":
+            return self.net.addSwitch(name, cls=NamespacedLinuxBridge, cluster_id=self.cluster_id,
+                                      dpid=f"{dpid:016x}")
         fail_mode = "secure" if controlled else "standalone"
         bridge = self.net.addSwitch(name, cls=TestbedBridge, cluster_id=self.cluster_id, failMode=fail_mode,
                                     datapath="user" if self.datapath.is_userspace else "kernel",
@@ -213,7 +295,7 @@ class Emulation:
             self.net.addLink(host, bridge, intfName1="eth0", intfName2=addressing.node_veth_name(index),
                              port2=addressing.NODE_PORT, addr1=addressing.host_mac(ip), cls=Link)
             uplink = self.net[f"{addressing.ROOT_PREFIX}-{self.topology.uplink_of(node)}"]
-            self.net.addLink(bridge, uplink, port1=addressing.UPLINK_PORT, cls=OVSLink,
+            self.net.addLink(bridge, uplink, port1=addressing.UPLINK_PORT, cls=OVSLink if self.switch == "ovs" else Link,
                              intfName1=f"tb-up-{node}"[:15], intfName2=f"tb-fab-{node}"[:15])
             self._free_slots[node] = set(range(1, 250))
         # Fabric links are veth pairs, not patch ports: OVS 3.1 aborts when RSTP runs over patch ports.
@@ -303,7 +385,9 @@ class Emulation:
     def _prepare_root_interface(self, interface: str) -> None:
         """The switch-side end of a veth, in the root namespace: no IPv6 (the kernel would otherwise
         add link-local addresses and routes to the host's tables), no TX checksum offload on the
-        userspace datapath, and up."""
+        userspace datapath, and up. (Linux bridges keep their ports in their own namespace.)"""
+        if self.switch != "ovs":
+            return
         ROOT.run(["sysctl", "-qw", f"net.ipv6.conf.{interface}.disable_ipv6=1"])
         if self.datapath.is_userspace:
             ROOT.run(["ethtool", "-K", interface, "tx", "off"])
@@ -334,9 +418,16 @@ class Emulation:
             veth = addressing.pod_veth_name(index, slot)
             ofport = addressing.FIRST_POD_PORT + slot
             bridge = self.bridges[node]
+            if self.switch == "ovs":
+                # A slot's previous veth may still be going away (its namespace's end dies with the
+                # pod's process): a new pair of the same name would fail with "File exists".
+                ROOT.run(["ip", "link", "del", veth], check=False)
             self.net.addLink(host, bridge, intfName1="eth0", intfName2=veth, port2=ofport,
                              addr1=addressing.pod_mac(ip), cls=Link)
-            vsctl("add-port", bridge.name, veth, "--", "set", "Interface", veth, f"ofport_request={ofport}")
+            if self.switch == "ovs":
+                vsctl("add-port", bridge.name, veth, "--", "set", "Interface", veth, f"ofport_request={ofport}")
+            else:
+                bridge.attach(veth)
         gateway = addressing.gateway_ip(addressing.node_pod_cidr(index))
         commands = ["ip link set lo up", f"ip addr add {ip}/32 dev eth0", "ip link set eth0 up",
                     f"ip route add {gateway} dev eth0 scope link", f"ip route add default via {gateway} dev eth0",
@@ -353,8 +444,11 @@ class Emulation:
         self.dataplane.pod_removed(sandbox)
         with self._mininet_lock:
             bridge = self.bridges.get(sandbox["node"])
-            if bridge is not None:
+            if bridge is not None and self.switch == "ovs":
                 vsctl("--if-exists", "del-port", bridge.name, sandbox["veth"], check=False)
+                ROOT.run(["ip", "link", "del", sandbox["veth"]], check=False)   # gone before its slot is reused
+            elif bridge is not None:
+                bridge.detach(sandbox["veth"])
             for link in list(self.net.links):
                 if host in (link.intf1.node, link.intf2.node):
                     self.net.links.remove(link)
@@ -472,7 +566,8 @@ class Emulation:
             self.net = None
         from .cleanup import clean_cluster
         clean_cluster(self.cluster_id)
-        self.ovs.release(self.cluster_id)
+        if self.switch == "ovs":
+            self.ovs.release(self.cluster_id)
         self.started = False
 
 

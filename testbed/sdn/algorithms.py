@@ -113,11 +113,18 @@ def maglev_table(names: Sequence[str], size: int) -> tuple[int, ...]:
 # --- reactive: choosers kept by the controller -------------------------------------------------------
 @dataclass
 class ReactiveChooser:
-    """The per-bridge state of one reactive Service instance, as one node's IPVS keeps it."""
+    """The per-bridge state of one reactive Service instance, as one node's IPVS keeps it.
+
+    IPVS counts each real server's connections in two kinds (ip_vs_conn.c, ip_vs_proto_tcp.c):
+    active ones (TCP in ESTABLISHED) and inactive ones (every other state: closing, TIME_WAIT,
+    and all UDP "connections"). A connection here is active from its first packet (the switch
+    does not report the handshake) until its client sends FIN or RST, then inactive until its
+    per-connection flow idles out. The least-connection family weighs them as IPVS does."""
     algorithm: str
     endpoints: tuple[str, ...] = ()           # endpoint addresses ("ip:port"), in pipeline order
     weights: tuple[int, ...] = ()
     active: dict[str, int] = field(default_factory=dict)
+    inactive: dict[str, int] = field(default_factory=dict)
     _last: int = -1                           # rr/wrr position
     _current_weight: int = 0                  # wrr
 
@@ -129,14 +136,24 @@ class ReactiveChooser:
             self._last, self._current_weight = -1, 0
         self.endpoints, self.weights = endpoints, weights
         self.active = {e: self.active.get(e, 0) for e in endpoints}
+        self.inactive = {e: self.inactive.get(e, 0) for e in endpoints}
 
-    def opened(self, address: str) -> None:
-        if address in self.active:
-            self.active[address] += 1
+    def opened(self, address: str, active: bool = True) -> None:
+        counts = self.active if active else self.inactive
+        if address in counts:
+            counts[address] += 1
 
-    def closed(self, address: str) -> None:
+    def closing(self, address: str) -> None:
+        """An active connection left ESTABLISHED (FIN or RST seen): it is inactive now."""
         if self.active.get(address, 0) > 0:
             self.active[address] -= 1
+            self.inactive[address] += 1
+
+    def closed(self, address: str, active: bool = True) -> None:
+        """A connection is gone (its flow expired); `active`: which count it was in."""
+        counts = self.active if active else self.inactive
+        if counts.get(address, 0) > 0:
+            counts[address] -= 1
 
     def choose(self) -> int | None:
         """Index of the endpoint for a new connection (None: no endpoint may take one)."""
@@ -165,22 +182,28 @@ class ReactiveChooser:
             if self.weights[self._last] >= self._current_weight:
                 return self._last
 
-    def _load(self, index: int) -> int:
+    def _active(self, index: int) -> int:
         return self.active.get(self.endpoints[index], 0)
+
+    def _overhead(self, index: int) -> int:
+        """ip_vs_dest_conn_overhead(): active connections weigh 256 inactive ones."""
+        return (self._active(index) << 8) + self.inactive.get(self.endpoints[index], 0)
 
     def _pick_min(self, n: int, key) -> int:
         candidates = [i for i in range(n) if self.weights[i] > 0]
         return min(candidates, key=lambda i: (key(i), i))
 
     def _choose_lc(self, n: int) -> int:
-        return self._pick_min(n, self._load)
+        return self._pick_min(n, self._overhead)
 
     def _choose_wlc(self, n: int) -> int:
-        return self._pick_min(n, lambda i: self._load(i) / self.weights[i])
+        return self._pick_min(n, lambda i: self._overhead(i) / self.weights[i])
 
     def _choose_sed(self, n: int) -> int:
-        return self._pick_min(n, lambda i: (self._load(i) + 1) / self.weights[i])
+        """ip_vs_sed: (active + 1) / weight; inactive connections do not count."""
+        return self._pick_min(n, lambda i: (self._active(i) + 1) / self.weights[i])
 
     def _choose_nq(self, n: int) -> int:
-        idle = [i for i in range(n) if self.weights[i] > 0 and self._load(i) == 0]
+        """ip_vs_nq: the first server with no active connection, else as sed."""
+        idle = [i for i in range(n) if self.weights[i] > 0 and self._active(i) == 0]
         return idle[0] if idle else self._choose_sed(n)

@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 
 from testbed.proxy.model import ServicePort
 from testbed.sdn import messages
-from testbed.sdn.topology import Pod, Topology
+from testbed.sdn.wiring import Pod, Wiring
 
 
 class SdnError(RuntimeError):
@@ -98,7 +98,7 @@ class SdnClient:
         return Ack(programmed=answer.get("programmed", {}), pending=tuple(answer.get("pending", ())),
                    seconds=answer.get("seconds", 0.0), compute_seconds=answer.get("compute_seconds", 0.0))
 
-    def set_state(self, topology: Topology, ports: Iterable[ServicePort]) -> Ack:
+    def set_state(self, topology: Wiring, ports: Iterable[ServicePort]) -> Ack:
         return self._ack(self.call("set_state", topology=topology.to_json(),
                                    services=[messages.port_to_json(p) for p in ports]))
 

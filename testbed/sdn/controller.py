@@ -47,9 +47,9 @@ from testbed.sdn import messages, openflow
 from testbed.sdn.flows import (
     IN_PORT, KIND_CONNECTION, L4_FIELDS, Output, cookie_kind, cookie_owner)
 from testbed.sdn.packets import rejection
-from testbed.sdn.pipeline import FLAG_REACTIVE, REG_FLAGS, REG_INSTANCE
+from testbed.sdn.pipeline import FLAG_REACTIVE, REG_FLAGS, REG_INSTANCE, T_CLOSING
 from testbed.sdn.state import ClusterState, Plan, ReactiveSelector, instance_for_connection
-from testbed.sdn.topology import Topology
+from testbed.sdn.wiring import Wiring
 
 LOG = logging.getLogger("testbed.sdn.controller")
 
@@ -234,7 +234,14 @@ class SdnController(app_manager.OSKenApp):
             return
         in_port = msg.match.get("in_port")
         flags = msg.match.get(REG_FLAGS, 0)
-        if flags & FLAG_REACTIVE:
+        if msg.table_id == T_CLOSING:
+            fields = packet_fields(bytes(msg.data))   # post-DNAT: the connection's flow key
+            if fields is not None:
+                sport, dport = L4_FIELDS[fields["ip_proto"]]
+                with self.lock:
+                    self.selector.on_closing(node, (fields["ipv4_src"], fields[sport], fields["ipv4_dst"],
+                                                    fields[dport], fields["ip_proto"]))
+        elif flags & FLAG_REACTIVE:
             self._choose(datapath, node, msg, in_port, flags)
         else:
             answer = rejection(bytes(msg.data))
@@ -395,8 +402,9 @@ class SdnController(app_manager.OSKenApp):
         if op == "connections":
             with self.lock:
                 node = request["node"]
-                return {"ok": True, "connections": {str(i): self.selector.active(node, i)
-                                                    for i in self.state.instances_for(node)}}
+                instances = self.state.instances_for(node)
+                return {"ok": True, "connections": {str(i): self.selector.active(node, i) for i in instances},
+                        "inactive": {str(i): self.selector.inactive(node, i) for i in instances}}
         if op in messages.CHANGE_OPS:
             return self.change(request)
         raise messages.ProtocolError(f"unknown op {op!r}")
@@ -428,7 +436,7 @@ class SdnController(app_manager.OSKenApp):
     def _apply(self, request: dict) -> None:
         op = request["op"]
         if op == "set_state":
-            self.state.set_state(Topology.from_json(request["topology"]),
+            self.state.set_state(Wiring.from_json(request["topology"]),
                                  [messages.port_from_json(p) for p in request.get("services", ())])
         elif op == "upsert_service":
             self.state.upsert_service(request["namespace"], request["name"],

@@ -18,14 +18,16 @@ from typing import Mapping
 from mininet.node import RemoteController
 
 from ..net.hosts import CLUSTER_ENV
+from ..net.runner import NamespaceRunner
 from ..proxy.backend import Backend, DataPlaneContext
 from ..proxy.model import ServicePort
 from ..proxy.tracker import ServiceChangeTracker
-from ..sync import SyncLoop
+from ..sync import LoopComponent, SyncLoop
 from .client import SdnControllerProcess
-from .topology import Pod, Topology
+from .wiring import Pod, Wiring
 
 
+ROOT = NamespaceRunner()   # ovs-ofctl talks to ovs-vswitchd from the root namespace
 BATCH_THRESHOLD = 50   # more changed Services than this in one sync: send the full state instead
 
 
@@ -35,7 +37,7 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-class SdnDataPlane:
+class SdnDataPlane(LoopComponent):
     name = "sdn-controller"
 
     def __init__(self, ctx: DataPlaneContext, backend: Backend):
@@ -47,13 +49,11 @@ class SdnDataPlane:
                                             env={CLUSTER_ENV: nodes.cluster_id})
         self.process.start()
         self.client = self.process.client()
-        self.topology = Topology.for_nodes(list(nodes.node_names))
+        self.wiring = Wiring.for_nodes(list(nodes.node_names))
         self.announcements: dict[str, str] = {}
         self._sent: dict[tuple[str, str], tuple[ServicePort, ...]] = {}
         self.tracker: ServiceChangeTracker | None = None
         self.loop = SyncLoop(self.name, ctx.api.store, {"Service", "EndpointSlice"}, self._sync)
-        self.errors = self.loop.errors
-        self.last_ack = None
         self._lock = threading.RLock()  # the sync loop and the LB speaker both send Service updates
 
     def openflow_controller(self):
@@ -72,7 +72,7 @@ class SdnDataPlane:
 
     def _send_state(self) -> None:
         wanted = dict(self.tracker.by_service())
-        self.last_ack = self.client.set_state(self.topology.with_announcements(self.announcements),
+        self.client.set_state(self.wiring.with_announcements(self.announcements),
                                               [p for key in sorted(wanted) for p in wanted[key]])
         self._sent = wanted
 
@@ -99,18 +99,16 @@ class SdnDataPlane:
         if self.tracker is not None:
             self.tracker.close()
 
-    def synced(self) -> bool:
-        return self.loop.synced()
-
-    def progress(self) -> int:
-        return self.loop.progress()
-
-    def busy(self) -> bool:
-        return self.loop.busy()
+    def cleanup(self) -> None:
+        """Remove every flow and group this mode put on the node bridges (after stop(): the
+        controller is gone, and fail-secure bridges would keep its flows forever)."""
+        for bridge in self.wiring.bridges:
+            for what in ("del-flows", "del-groups"):
+                ROOT.run(["ovs-ofctl", "-O", "OpenFlow13", what, bridge.name])
 
     def activity(self) -> str | None:
         state = self.loop.activity()
-        return f"{state} (OpenFlow to {len(self.topology.bridges)} bridges)" if state else None
+        return f"{state} (OpenFlow to {len(self.wiring.bridges)} bridges)" if state else None
 
     def _sync(self) -> None:
         with self._lock:
@@ -123,10 +121,10 @@ class SdnDataPlane:
                 return
             for key in sorted(changed):
                 if key in wanted:
-                    self.last_ack = self.client.upsert_service(*key, wanted[key], announcements=self.announcements)
+                    self.client.upsert_service(*key, wanted[key], announcements=self.announcements)
                     self._sent[key] = wanted[key]
                 elif key in self._sent:
-                    self.last_ack = self.client.delete_service(*key)
+                    self.client.delete_service(*key)
                     del self._sent[key]
 
     def rule_count(self) -> int:
@@ -137,14 +135,14 @@ class SdnDataPlane:
         entry = Pod(namespace=pod["metadata"]["namespace"], name=pod["metadata"]["name"], node=sandbox["node"],
                     ip=sandbox["ip"], mac=sandbox["mac"], ofport=sandbox["ofport"])
         with self._lock:
-            self.topology = self.topology.with_pod(entry)
+            self.wiring = self.wiring.with_pod(entry)
             self.client.add_pod(entry)
         sandbox["pod_key"] = (entry.namespace, entry.name)
 
     def pod_removed(self, sandbox: dict) -> None:
         if "pod_key" in sandbox:
             with self._lock:
-                self.topology = self.topology.without_pod(*sandbox["pod_key"])
+                self.wiring = self.wiring.without_pod(*sandbox["pod_key"])
                 self.client.remove_pod(*sandbox["pod_key"])
 
     def announce(self, old: Mapping[str, str], new: Mapping[str, str]) -> None:

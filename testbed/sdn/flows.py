@@ -22,7 +22,6 @@ fingerprint: a hash of the flow's content, so equal cookies mean equal flows.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Union
 
@@ -67,9 +66,12 @@ Match = tuple  # tuple[tuple[str, MatchValue], ...], sorted by FIELD_ORDER
 
 CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 CT_STATE_BITS = {"new": CT_NEW, "est": CT_EST, "rel": CT_REL, "rpl": CT_RPL, "inv": CT_INV, "trk": CT_TRK}
+# TCP header flags, as `tcp_flags` matches them (OVS: NXM_NX_TCP_FLAGS, maskable)
+TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+TCP_FLAG_BITS = {"fin": TCP_FIN, "syn": TCP_SYN, "rst": TCP_RST, "psh": TCP_PSH, "ack": TCP_ACK}
 
 FIELD_ORDER = ("in_port", "eth_type", "eth_src", "eth_dst", "arp_op", "arp_spa", "arp_tpa",
-               "ct_state", "ct_mark", "ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst",
+               "ct_state", "ct_mark", "ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst", "tcp_flags",
                "udp_src", "udp_dst", "sctp_src", "sctp_dst") + tuple(f"reg{i}" for i in range(16))
 IP_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"}
 MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha"}
@@ -238,6 +240,9 @@ def _ofctl_value(name: str, value: MatchValue) -> str:
     if name == "ct_state":
         bits, mask = value if isinstance(value, tuple) else (value, 0x3F)
         return "".join(("+" if bits & bit else "-") + flag for flag, bit in CT_STATE_BITS.items() if mask & bit)
+    if name == "tcp_flags":
+        bits, mask = value if isinstance(value, tuple) else (value, 0xFFF)
+        return "".join(("+" if bits & bit else "-") + flag for flag, bit in TCP_FLAG_BITS.items() if mask & bit)
     if isinstance(value, tuple):
         return f"{value[0]:#x}/{value[1]:#x}"
     if isinstance(value, int):
@@ -329,10 +334,6 @@ def group_to_ofctl(group: SelectGroup) -> str:
 
 
 # --- helpers the pipeline and the fake table share ----------------------------------------------------
-def ip_in(value: str, network: str) -> bool:
-    return ipaddress.ip_address(value) in ipaddress.ip_network(network, strict=False)
-
-
 @dataclass
 class FlowSet:
     """Flows and groups that one owner (a Service, a pod, the base pipeline...) puts on a bridge."""

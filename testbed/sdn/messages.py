@@ -7,14 +7,14 @@ change state are answered after every connected bridge confirmed the change (Ope
 | op | fields | answer |
 |---|---|---|
 | ping | | `ofp_port` |
-| set_state | `topology` (Topology.to_json), `services` (ServicePort list) | `programmed`: per node the plan summary; `pending`: nodes whose bridge is not connected yet (they get everything when they connect) |
+| set_state | `topology` (Wiring.to_json), `services` (ServicePort list) | `programmed`: per node the plan summary; `pending`: nodes whose bridge is not connected yet (they get everything when they connect) |
 | upsert_service | `namespace`, `name`, `ports` (all ports of the Service), `announcements` ({ip: node}, optional) | as set_state |
 | delete_service | `namespace`, `name` | as set_state |
 | add_pod | `pod` (Pod fields) | as set_state |
 | remove_pod | `namespace`, `name` | as set_state |
 | status | | `bridges`: {node: {bridge, dpid, connected, synced, flows, groups, last_resync, connected_at, synced_at, connections}} |
 | wait_programmed | `nodes` (optional), `seconds`, `after` (epoch seconds, optional) | `bridges` once every listed bridge is connected and in sync (by a resync after `after`) |
-| connections | `node` | reactive connection counts: {instance id: {endpoint: active}} |
+| connections | `node` | reactive connection counts as IPVS keeps them: `connections` {instance id: {endpoint: active}}, `inactive` {instance id: {endpoint: inactive}} |
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from dataclasses import asdict
 from typing import Any, Mapping
 
 from testbed.proxy.model import Endpoint, ServicePort
-from testbed.sdn.topology import Pod
+from testbed.sdn.wiring import Pod
 
 CHANGE_OPS = frozenset({"set_state", "upsert_service", "delete_service", "add_pod", "remove_pod"})
 OPS = CHANGE_OPS | {"ping", "status", "wait_programmed", "connections"}

@@ -4,7 +4,7 @@ Pure: building a message needs only OS-Ken's protocol description, no switch. Th
 that every message encodes exactly what the ovs-ofctl rendering says, by letting `ovs-ofctl` print
 both (`ofp-parse` on our bytes, `parse-flows` on our text).
 
-`encode_flow_mods` builds the wire bytes of many flow-mods at once for the controller's bulk
+`encode_flow_mod` builds the wire bytes of flow-mods for the controller's bulk
 programming: the match is encoded here (OXM TLVs are simple and OS-Ken's OFPMatch is the slow
 part), the instructions by OS-Ken, cached by their content, since many flows share actions (e.g.
 `goto_table`) and a Service's flows are identical on every bridge. The tests check the bytes
@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from functools import lru_cache
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from os_ken.lib import addrconv
 from os_ken.ofproto import nicira_ext
@@ -170,6 +170,11 @@ _OXM_BASIC = {  # name -> (field number, value bytes)
     "udp_dst": (16, 2), "sctp_src": (17, 2), "sctp_dst": (18, 2), "arp_op": (21, 2), "arp_spa": (22, 4),
     "arp_tpa": (23, 4), "arp_sha": (24, 6), "arp_tha": (25, 6)}
 _NXM1 = {"ct_state": (105, 4), "ct_mark": (107, 4), **{f"reg{i}": (i, 4) for i in range(16)}}
+# tcp_flags as the ONF experimenter field of OpenFlow 1.3 (ONFOXM_ET_TCP_FLAGS, as in 1.5): its
+# class 0xFFFF orders it after ip_proto, its prerequisite (the NXM form would come first and OVS
+# refuses it with OFPBMC_BAD_PREREQ).
+_ONF_EXPERIMENTER = {"tcp_flags": (42, 2)}
+ONF_EXPERIMENTER_ID = 0x4F4E4600
 
 
 def _value_bytes(name: str, value, size: int) -> bytes:
@@ -183,6 +188,8 @@ def _value_bytes(name: str, value, size: int) -> bytes:
 def _oxm_class_field(name: str) -> tuple[int, int, int]:
     if name in _OXM_BASIC:
         return (ofp.OFPXMC_OPENFLOW_BASIC, *_OXM_BASIC[name])
+    if name in _ONF_EXPERIMENTER:
+        return (ofp.OFPXMC_EXPERIMENTER, *_ONF_EXPERIMENTER[name])
     return (0x0001, *_NXM1[name])
 
 
@@ -204,6 +211,8 @@ def _oxm(name: str, value) -> bytes:
     body = _value_bytes(name, value, size)
     if mask is not None:
         body += _value_bytes(name, mask, size)
+    if oxm_class == ofp.OFPXMC_EXPERIMENTER:
+        body = struct.pack("!I", ONF_EXPERIMENTER_ID) + body
     header = (oxm_class << 16) | (field << 9) | ((mask is not None) << 8) | len(body)
     return struct.pack("!I", header) + body
 
@@ -296,10 +305,6 @@ def encode_flow_mod(flow: Flow, xid: int, command: int = ofp.OFPFC_ADD) -> bytes
                                ofp.OFPP_ANY, ofp.OFPG_ANY,
                                ofp.OFPFF_SEND_FLOW_REM if flow.send_flow_removed else 0)
     return head + body
-
-
-def encode_flow_mods(flows: Iterable[Flow], first_xid: int) -> bytes:
-    return b"".join(encode_flow_mod(f, first_xid + i) for i, f in enumerate(flows))
 
 
 def encode_delete_strict(flow: Flow, xid: int) -> bytes:

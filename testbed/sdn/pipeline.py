@@ -39,18 +39,18 @@ from testbed.sdn import algorithms
 from testbed.sdn.flows import (
     CONTROLLER, ETH_ARP, ETH_IP, FLOOD, IN_PORT, KIND_ADDRESS, KIND_AFFINITY, KIND_BASE, KIND_HOST,
     KIND_POD, KIND_SERVICE, L4_FIELDS, PROTOCOLS, Bucket, Ct, Flow, FlowSet, Group, Learn, Move,
-    Multipath, Nat, Output, OutputReg, Resubmit, SelectGroup, SetField, ct_state, flow_to_ofctl,
-    group_to_ofctl, match, owner_cookie, owner_hash, service_owner)
-from testbed.sdn.topology import PIPELINE_MAC, Bridge, Host, Pod, Topology
+    Multipath, Nat, Output, OutputReg, Resubmit, SelectGroup, SetField, TCP_FIN, TCP_RST, ct_state,
+    flow_to_ofctl, group_to_ofctl, match, owner_cookie, owner_hash, service_owner)
+from testbed.sdn.wiring import PIPELINE_MAC, Bridge, Host, Pod, Wiring
 
 # Tables
 T_CLASSIFY, T_CONNTRACK, T_CT_STATE = 0, 1, 2
 T_SERVICE, T_AFFINITY, T_SELECT, T_SLOT, T_ENDPOINT = 10, 11, 12, 13, 14
-T_POST_DNAT, T_CONNECTIONS, T_SNAT = 20, 21, 22
+T_POST_DNAT, T_CONNECTIONS, T_SNAT, T_CLOSING = 20, 21, 22, 23
 T_L3, T_L2, T_OUTPUT = 30, 31, 40
 TABLE_NAMES = {T_CLASSIFY: "CLASSIFY", T_CONNTRACK: "CONNTRACK", T_CT_STATE: "CT_STATE", T_SERVICE: "SERVICE",
                T_AFFINITY: "AFFINITY", T_SELECT: "SELECT", T_SLOT: "SLOT", T_ENDPOINT: "ENDPOINT",
-               T_POST_DNAT: "POST_DNAT", T_CONNECTIONS: "CONNECTIONS", T_SNAT: "SNAT", T_L3: "L3",
+               T_POST_DNAT: "POST_DNAT", T_CONNECTIONS: "CONNECTIONS", T_SNAT: "SNAT", T_CLOSING: "CLOSING", T_L3: "L3",
                T_L2: "L2", T_OUTPUT: "OUTPUT"}
 
 # Registers
@@ -146,7 +146,7 @@ def arp_reply(mac: str) -> tuple:
 @dataclass
 class BridgePipeline:
     """Flows and groups of one node bridge; each method returns what one owner contributes."""
-    topology: Topology
+    topology: Wiring
     bridge: Bridge
     ids: InstanceIds = field(default_factory=InstanceIds)
 
@@ -191,11 +191,21 @@ class BridgePipeline:
             f(T_SELECT, 0, goto=T_ENDPOINT),        # affinity chose already
             f(T_SLOT, 0),
             f(T_ENDPOINT, 0),                       # nothing chosen: drop
-            # POST_DNAT: reactive connections refresh their flow; then the SNAT zone.
-            f(T_POST_DNAT, 100, (Resubmit(T_CONNECTIONS), Ct(zone=b.snat_zone, nat=Nat(), table=T_SNAT)),
+            # POST_DNAT: reactive connections refresh their flow and report their closing; then the
+            # SNAT zone.
+            f(T_POST_DNAT, 100, (Resubmit(T_CONNECTIONS), Resubmit(T_CLOSING),
+                                 Ct(zone=b.snat_zone, nat=Nat(), table=T_SNAT)),
               reg2=(FLAG_REACTIVE, FLAG_REACTIVE), **ip),
             f(T_POST_DNAT, 0, (Ct(zone=b.snat_zone, nat=Nat(), table=T_SNAT),), **ip),
             f(T_CONNECTIONS, 0),
+            # CLOSING: a FIN or RST from the client of a reactive connection tells the controller
+            # (a copy; the packet goes on): the connection leaves ESTABLISHED and counts as
+            # inactive, as IPVS counts it, until its flow idles out.
+            Flow(T_CLOSING, 110, match(eth_type=ETH_IP, ip_proto=6, tcp_flags=(TCP_RST, TCP_RST)),
+                 (Output(CONTROLLER),), cookie),
+            Flow(T_CLOSING, 100, match(eth_type=ETH_IP, ip_proto=6, tcp_flags=(TCP_FIN, TCP_FIN)),
+                 (Output(CONTROLLER),), cookie),
+            f(T_CLOSING, 0),
             # SNAT: established SNATed connections pass; new ones are masqueraded as flagged.
             f(T_SNAT, 300, goto=T_L3, ct_mark=(MARK_SNATTED, MARK_SNATTED), **ip),
             f(T_SNAT, 200, (self._masquerade(b.node_ip),), reg2=(FLAG_MASQ_ALWAYS, FLAG_MASQ_ALWAYS), **ip),
@@ -428,7 +438,7 @@ def allocate_ids(ports: Iterable[ServicePort], ids: InstanceIds | None = None) -
     return ids
 
 
-def bridge_flows(topology: Topology, node: str, ports: Sequence[ServicePort],
+def bridge_flows(topology: Wiring, node: str, ports: Sequence[ServicePort],
                  ids: InstanceIds | None = None) -> FlowSet:
     """Everything one node bridge gets: base, pods, hosts, addresses, Services. Cookies carry
     their content fingerprint."""
@@ -454,7 +464,7 @@ class OpenFlowText:
     groups: str
 
 
-def render_openflow_text(ports: Sequence[ServicePort], topology: Topology, node: str) -> OpenFlowText:
+def render_openflow_text(ports: Sequence[ServicePort], topology: Wiring, node: str) -> OpenFlowText:
     state = bridge_flows(topology, node, ports)
     flows = sorted(state.flows, key=lambda f: (f.table, -f.priority, flow_to_ofctl(f)))
     groups = sorted(state.groups, key=lambda g: g.group_id)
@@ -462,7 +472,7 @@ def render_openflow_text(ports: Sequence[ServicePort], topology: Topology, node:
                         groups="".join(group_to_ofctl(g) + "\n" for g in groups))
 
 
-def render_openflow(ports: Sequence[ServicePort], topology: Topology, node: str) -> str:
+def render_openflow(ports: Sequence[ServicePort], topology: Wiring, node: str) -> str:
     """What `testbed render openflow` prints for a node: its groups, then its flows. The header
     says how to load them (groups first: flows point at them; ovs-ofctl skips `#` lines)."""
     text = render_openflow_text(ports, topology, node)

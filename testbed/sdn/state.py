@@ -31,7 +31,7 @@ from testbed.sdn.pipeline import (
     FLAG_REACTIVE, REG_EP_IP, REG_EP_PORT, REG_FLAGS, REG_INSTANCE, T_CONNECTIONS, T_ENDPOINT,
     BridgePipeline, Instance, InstanceIds, allocate_ids, group_services, ip_int, service_addresses,
     service_instance_keys)
-from testbed.sdn.topology import Pod, Topology
+from testbed.sdn.wiring import Pod, Wiring
 
 CONNECTION_IDLE_TIMEOUT = 60     # seconds without packets before a reactive connection counts as gone
 FIN_IDLE_TIMEOUT = 1             # ... once a FIN or RST has been seen
@@ -93,8 +93,8 @@ def diff_owner(old: OwnerFlows | None, new: OwnerFlows, plan: Plan) -> None:
 class ClusterState:
     """Desired state of every bridge, kept per owner, and what each bridge was last given."""
 
-    def __init__(self, topology: Topology | None = None, ports: Iterable[ServicePort] = ()):
-        self.topology = topology or Topology(bridges=())
+    def __init__(self, topology: Wiring | None = None, ports: Iterable[ServicePort] = ()):
+        self.topology = topology or Wiring(bridges=())
         self.services: dict[ServiceKey, tuple[ServicePort, ...]] = {}
         self.service_keys: dict[int, ServiceKey] = {}             # Service owner cookie -> key
         self.address_users: Counter = Counter()                   # LB/external IP -> Services using it
@@ -108,7 +108,7 @@ class ClusterState:
         self.set_state(self.topology, ports)
 
     # --- messages ------------------------------------------------------------------------------
-    def set_state(self, topology: Topology, ports: Iterable[ServicePort]) -> None:
+    def set_state(self, topology: Wiring, ports: Iterable[ServicePort]) -> None:
         ports = tuple(ports)
         previous = set(self.service_keys)
         self.topology = topology
@@ -323,10 +323,6 @@ def host_owner(name: str) -> int:
     return owner_cookie(KIND_HOST, owner_hash(f"host:{name}"))
 
 
-def service_cookie(port: ServicePort) -> int:
-    return owner_cookie(KIND_SERVICE, service_owner(port.namespace, port.name))
-
-
 def str_ip(value: int) -> str:
     return ".".join(str((value >> s) & 0xFF) for s in (24, 16, 8, 0))
 
@@ -345,6 +341,7 @@ class _Tracked:
     node: str
     instance: int
     address: str
+    active: bool = True           # IPVS' active (ESTABLISHED) or inactive count
 
 
 class ReactiveSelector:
@@ -384,9 +381,12 @@ class ReactiveSelector:
             ip, port = address.rsplit(":", 1)
             post_nat = (packet["ipv4_src"], packet[sport_field], ip, int(port), proto)
             tracking = tracking_flow(instance, post_nat)
-            if (node, post_nat) not in self.connections:
-                chooser.opened(address)
-            self.connections[(node, post_nat)] = _Tracked(node, instance.id, address)
+            active = proto == 6      # IPVS counts UDP "connections" as inactive
+            previous = self.connections.get((node, post_nat))
+            if previous is None:
+                chooser.opened(address, active)
+            self.connections[(node, post_nat)] = _Tracked(node, instance.id, address,
+                                                          previous.active if previous else active)
         ip, port = address.rsplit(":", 1)
         actions = (SetField(REG_INSTANCE, instance.id), SetField(REG_FLAGS, flags | FLAG_REACTIVE),
                    SetField(REG_EP_IP, ip_int(ip)), SetField(REG_EP_PORT, int(port)), Resubmit(T_ENDPOINT))
@@ -398,7 +398,17 @@ class ReactiveSelector:
             return
         chooser = self.choosers.get((node, tracked.instance))
         if chooser is not None:
-            chooser.closed(tracked.address)
+            chooser.closed(tracked.address, tracked.active)
+
+    def on_closing(self, node: str, post_nat: tuple) -> None:
+        """The client of a connection sent FIN or RST (a CLOSING packet-in)."""
+        tracked = self.connections.get((node, post_nat))
+        if tracked is None or not tracked.active:
+            return
+        tracked.active = False
+        chooser = self.choosers.get((node, tracked.instance))
+        if chooser is not None:
+            chooser.closing(tracked.address)
 
     def adopt(self, node: str, instance: Instance, post_nat: tuple) -> None:
         """Count a connection flow found on a switch after a controller restart."""
@@ -418,6 +428,10 @@ class ReactiveSelector:
     def active(self, node: str, instance_id: int) -> dict[str, int]:
         chooser = self.choosers.get((node, instance_id))
         return dict(chooser.active) if chooser else {}
+
+    def inactive(self, node: str, instance_id: int) -> dict[str, int]:
+        chooser = self.choosers.get((node, instance_id))
+        return dict(chooser.inactive) if chooser else {}
 
 
 def tracking_flow(instance: Instance, post_nat: tuple) -> Flow:

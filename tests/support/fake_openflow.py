@@ -391,6 +391,8 @@ class FakeSwitch:
 
 
 # --- matching ----------------------------------------------------------------------------------------
+TCP_FLAG_LETTERS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10}   # packets carry tcp_flags="SA"
+
 def _ip_matches(value, wanted) -> bool:
     if value is None:
         return False
@@ -404,6 +406,10 @@ def matches(flow_match, packet: dict) -> bool:
         value = packet.get(name)
         if name in IP_FIELDS:
             if not _ip_matches(value, wanted):
+                return False
+        elif name == "tcp_flags":
+            bits = sum(bit for letter, bit in TCP_FLAG_LETTERS.items() if letter in str(value or ""))
+            if value is None or bits & wanted[1] != wanted[0]:
                 return False
         elif name == "ct_state":
             bits, mask = wanted

@@ -9,20 +9,21 @@ from dataclasses import dataclass, field
 
 from testbed.net import addressing
 from testbed.proxy.model import Endpoint, ServicePort
-from testbed.sdn.pipeline import FLAG_REACTIVE, REG_FLAGS, REG_INSTANCE
+from testbed.sdn.pipeline import FLAG_REACTIVE, REG_FLAGS, REG_INSTANCE, T_CLOSING
 from testbed.sdn.state import ClusterState, ReactiveSelector
-from testbed.sdn.topology import PIPELINE_MAC, Pod, Topology, pod_at
+from testbed.sdn.wiring import PIPELINE_MAC, Pod, Wiring
+from tests.support.sdn_pods import pod_at
 
 from tests.support.fake_openflow import Delivery, FakeFabric, FakeSwitch, reply_to, tcp, udp
 
 EXTERNAL_MAC = addressing.host_mac(addressing.EXTERNAL_IP)
 
 
-def two_node_topology(pods_per_node: int = 2, announcements=None) -> Topology:
+def two_node_topology(pods_per_node: int = 2, announcements=None) -> Wiring:
     """node0 and node1 with pods pod-<node>-<slot> on ports 10.. and the external host."""
-    base = Topology.for_nodes(2)
+    base = Wiring.for_nodes(2)
     pods = [pod_at(b, slot, "default", f"pod-{b.index}-{slot}") for b in base.bridges for slot in range(pods_per_node)]
-    return Topology.for_nodes(2, pods=pods, announcements=announcements)
+    return Wiring.for_nodes(2, pods=pods, announcements=announcements)
 
 
 def endpoints_of(*pods: Pod, port: int = 8080) -> tuple[Endpoint, ...]:
@@ -42,7 +43,7 @@ class Rejection:
 
 @dataclass
 class FakeSdnCluster:
-    topology: Topology
+    topology: Wiring
     ports: tuple
     state: ClusterState = None
     fabric: FakeFabric = field(default_factory=FakeFabric)
@@ -98,6 +99,11 @@ class FakeSdnCluster:
 
     def _answer(self, node: str, packet_in) -> list[Delivery]:
         packet = packet_in.packet
+        if packet_in.table == T_CLOSING:   # a copy: the packet itself went on
+            proto = packet["ip_proto"]
+            sport, dport = ("tcp_src", "tcp_dst") if proto == 6 else ("udp_src", "udp_dst")
+            self.selector.on_closing(node, (packet["ipv4_src"], packet[sport], packet["ipv4_dst"], packet[dport], proto))
+            return []
         if not packet.get(REG_FLAGS, 0) & FLAG_REACTIVE:
             self.rejections.append(Rejection(node, packet))
             return []

@@ -17,7 +17,8 @@ from mininet.node import Host
 
 from testbed.net import addressing
 from testbed.net.ovs import OvsDaemons, vsctl
-from testbed.sdn.topology import Pod, Topology, pod_at
+from testbed.sdn.wiring import Pod, Wiring
+from tests.support.sdn_pods import pod_at
 
 FABRIC = "tb-sdnfab"
 ZONE_BASE = 40000
@@ -36,17 +37,17 @@ class SdnWiring:
     nodes: int = 2
     pods_per_node: int = 2
     ofp_port: int = 16653
-    topology: Topology = None
+    topology: Wiring = None
     hosts: dict = field(default_factory=dict)            # name -> mininet Host
     servers: list = field(default_factory=list)
     veths: list = field(default_factory=list)
     bridges: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        base = Topology.for_nodes([f"sdn{i}" for i in range(self.nodes)])
+        base = Wiring.for_nodes([f"sdn{i}" for i in range(self.nodes)])
         pods = [pod_at(b, slot, "default", f"pod{b.index}{slot}") for b in base.bridges for slot in range(self.pods_per_node)]
         # Own conntrack zones: the userspace datapath's conntrack table is shared with any running cluster.
-        self.topology = Topology.for_nodes([b.node for b in base.bridges], pods=pods, zone_base=ZONE_BASE)
+        self.topology = Wiring.for_nodes([b.node for b in base.bridges], pods=pods, zone_base=ZONE_BASE)
 
     # --- build -------------------------------------------------------------------------------------
     def build(self) -> "SdnWiring":

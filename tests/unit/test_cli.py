@@ -40,3 +40,39 @@ def test_stdin_and_bad_yaml_through_a_real_process():
     assert "Traceback" not in proc.stderr
 
 
+
+
+KUBE_PROXY_TEST_SERVICE = """
+apiVersion: v1
+kind: Service
+metadata: {name: ns1-svc1, namespace: default}
+spec:
+  clusterIP: 172.30.0.41
+  ports: [{name: p80, port: 80, protocol: TCP, targetPort: 80}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: ns1-svc1, namespace: default}
+subsets: [{addresses: [{ip: 10.180.0.1}], ports: [{name: p80, port: 80}]}]
+"""
+
+
+def test_service_cidr_flag_renders_kube_proxys_own_test_services(tmp_path, capsys):
+    """kube-proxy's unit tests use Service IPs in 172.30.0.0/16 (kube-apiserver
+    --service-cluster-ip-range); with --service-cidr they render, without it they are refused."""
+    manifest = tmp_path / "svc.yaml"
+    manifest.write_text(KUBE_PROXY_TEST_SERVICE)
+    assert main(["validate", "-f", str(manifest)]) == 1
+    assert "spec.clusterIP" in capsys.readouterr().err
+    assert main(["validate", "-f", str(manifest), "--service-cidr", "172.30.0.0/16"]) == 0
+    capsys.readouterr()
+    assert main(["render", "iptables", "-f", str(manifest), "--service-cidr", "172.30.0.0/16"]) == 0
+    assert '"default/ns1-svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-' in capsys.readouterr().out
+    assert main(["render", "iptables", "-f", str(manifest), "--service-cidr", "172.30.0.0/33"]) == 1
+    assert "--service-cidr: invalid CIDR" in capsys.readouterr().err
+
+
+def test_service_cidr_flag_exists_on_up():
+    from testbed.cli import build_parser
+    args = build_parser().parse_args(["up", "--service-cidr", "172.30.0.0/16", "--proxy-mode", "sdn"])
+    assert args.service_cidr == "172.30.0.0/16"

@@ -193,3 +193,38 @@ def test_maglev_spreads_connections_and_keeps_each_on_its_slot(topo):
     counts = Counter(served(c, "pod-0-0", 300))
     assert set(counts) == set(BACKENDS)
     assert len(c.switch("node0").flows(13)) == 1 + maglev_size(3)
+
+
+def test_lc_counts_closed_connections_as_inactive_as_ipvs_does(topo):
+    """Two held (established) connections to two of three endpoints; six sequential short
+    connections then all go to the third: a closed connection is inactive at once (FIN seen), and
+    lc weighs an active connection as 256 inactive ones (ip_vs_dest_conn_overhead). Counting a
+    closed connection as active until its flow expired made them tie and rotate."""
+    c = FakeSdnCluster(topo, (service("web", VIP, *endpoints_of(topo, BACKENDS), lb_algorithm="lc"),))
+    held = {c.receiver(only(c.from_pod("pod-0-0", VIP, 80, sport=30000 + i))) for i in range(2)}
+    assert len(held) == 2
+    third = (set(BACKENDS) - held).pop()
+    for i in range(6):
+        short = only(c.from_pod("pod-0-0", VIP, 80, sport=31000 + i))
+        assert c.receiver(short) == third, i
+        c.from_pod("pod-0-0", VIP, 80, sport=31000 + i, flags="FA")   # the client closes at once
+    instance = next(iter(c.state.instances_for("node0")))
+    inactive = c.selector.inactive("node0", instance)
+    assert sum(inactive.values()) == 6 and sum(c.selector.active("node0", instance).values()) == 2
+    c.advance(1.5)                                                    # closed flows idle out (fin_timeout 1 s)
+    assert sum(c.selector.inactive("node0", instance).values()) == 0
+
+
+@pytest.mark.parametrize("algorithm,expected", [("lc", 0), ("wlc", 0), ("sed", 0), ("nq", 0)])
+def test_least_connection_family_ignores_or_weighs_inactive_connections(algorithm, expected):
+    """IPVS: lc/wlc weigh inactive connections (1/256 of an active one); sed and nq look at active
+    connections only."""
+    chooser = ReactiveChooser(algorithm)
+    chooser.update(["a:1", "b:1"], [1, 1])
+    for _ in range(3):
+        chooser.opened("a:1", active=False)       # three inactive ones on a
+    chooser.opened("b:1")                         # one active on b
+    assert chooser.choose() == expected
+    chooser.opened("a:1")                         # now a has one active too
+    # lc/wlc: a = 256 + 3 > b = 256 -> b; sed: (1+1)/1 ties -> first (a); nq: none idle -> sed -> a
+    assert chooser.choose() == {"lc": 1, "wlc": 1, "sed": 0, "nq": 0}[algorithm]

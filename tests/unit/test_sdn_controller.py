@@ -8,7 +8,7 @@ from scapy.layers.l2 import Ether
 
 from testbed.sdn import messages
 from testbed.sdn.controller import Replies, SdnController, connection_key, guarded, packet_fields
-from testbed.sdn.topology import Topology
+from testbed.sdn.wiring import Wiring
 
 from tests.support.sdn_fake_cluster import service, two_node_topology
 
@@ -73,5 +73,5 @@ def test_packet_fields_and_connection_keys():
 
 
 def test_topology_without_bridges_is_a_valid_start(controller):
-    answer = controller.handle({"op": "set_state", "topology": Topology(bridges=()).to_json(), "services": []})
+    answer = controller.handle({"op": "set_state", "topology": Wiring(bridges=()).to_json(), "services": []})
     assert answer["ok"] and answer["pending"] == []

@@ -14,7 +14,8 @@ from testbed.sdn.flows import flow_to_ofctl, group_to_ofctl
 from testbed.sdn.packets import rejection
 from testbed.sdn.pipeline import bridge_flows
 from testbed.sdn.state import tracking_flow, ClusterState
-from testbed.sdn.topology import Topology, pod_at
+from testbed.sdn.wiring import Wiring
+from tests.support.sdn_pods import pod_at
 
 LB_IP = "172.18.255.200"
 
@@ -23,9 +24,9 @@ LB_IP = "172.18.255.200"
 def rich():
     """A bridge with every kind of flow: affinity, every policy, source ranges, hash and reactive
     algorithms, a Service without endpoints, and a per-connection flow."""
-    base = Topology.for_nodes(2)
+    base = Wiring.for_nodes(2)
     pods = [pod_at(b, s, "default", f"p{b.index}{s}") for b in base.bridges for s in range(2)]
-    topo = Topology.for_nodes(2, pods=pods, announcements={LB_IP: "node0"})
+    topo = Wiring.for_nodes(2, pods=pods, announcements={LB_IP: "node0"})
     eps = (Endpoint("10.244.0.2", 8080, "node0"), Endpoint("10.244.1.2", 8080, "node1"))
     ports = [
         ServicePort("default", "lb", "", "TCP", 80, "10.96.0.10", service_type="LoadBalancer", node_port=30080,

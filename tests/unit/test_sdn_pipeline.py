@@ -6,7 +6,7 @@ import pytest
 
 from testbed.net import addressing
 from testbed.sdn.pipeline import render_openflow
-from testbed.sdn.topology import PIPELINE_MAC
+from testbed.sdn.wiring import PIPELINE_MAC
 
 from tests.support.fake_openflow import arp_request
 from tests.support.sdn_fake_cluster import FakeSdnCluster, only, service, two_node_topology
@@ -285,3 +285,17 @@ def test_service_whose_endpoints_are_all_unusable_is_rejected(topo):
     dead = dataclasses.replace(svc, endpoints=(dataclasses.replace(svc.endpoints[0], ready=False, serving=False),))
     c = cluster(topo, dead)
     assert c.from_pod("pod-0-0", VIP, 80) == [] and len(c.rejections) == 1
+
+
+def test_internal_local_policy_uses_a_terminating_local_endpoint_while_others_are_ready(topo):
+    """kube-proxy's CategorizeEndpoints computes the Local set from this node's endpoints alone:
+    with internalTrafficPolicy: Local, a serving-but-terminating endpoint on the client's node is
+    used even though a ready endpoint exists on another node (the iptables mode did; the SDN
+    pipeline used to drop the traffic, from its own second copy of the categorisation)."""
+    svc = service("web", VIP, *pods(topo, "pod-0-1", "pod-1-0"), internal_policy_local=True)
+    local, remote = svc.endpoints
+    svc = dataclasses.replace(svc, endpoints=(dataclasses.replace(local, ready=False, serving=True, terminating=True),
+                                              remote))
+    c = cluster(topo, svc)
+    assert c.receiver(only(c.from_pod("pod-0-0", VIP, 80))) == "pod-0-1"
+    assert c.rejections == []

@@ -3,12 +3,11 @@
 The controller never looks at Mininet: the testbed tells it which bridges exist, which pod sits on
 which port, which hosts live on the node network and which node announces which LoadBalancer IP.
 Everything here round-trips through JSON (the control socket carries it) and can be built from
-testbed/net/addressing.py without root (`Topology.for_nodes`), for `testbed render openflow` and
+testbed/net/addressing.py without root (`Wiring.for_nodes`), for `testbed render openflow` and
 for unit tests.
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import asdict, dataclass, field, replace
 from typing import Iterable, Mapping, Sequence
 
@@ -72,7 +71,7 @@ class Host:
 
 
 @dataclass(frozen=True)
-class Topology:
+class Wiring:
     bridges: tuple[Bridge, ...]
     pods: tuple[Pod, ...] = ()
     hosts: tuple[Host, ...] = ()
@@ -84,7 +83,7 @@ class Topology:
 
     @classmethod
     def for_nodes(cls, nodes: int | Sequence[str], pods: Iterable[Pod] = (), external: bool = True,
-                  announcements: Mapping[str, str] | None = None, zone_base: int = DEFAULT_ZONE_BASE) -> "Topology":
+                  announcements: Mapping[str, str] | None = None, zone_base: int = DEFAULT_ZONE_BASE) -> "Wiring":
         """The wiring of testbed/net/addressing.py for N nodes (names node0.. unless given)."""
         names = [f"node{i}" for i in range(nodes)] if isinstance(nodes, int) else list(nodes)
         bridges = tuple(node_bridge(i, name, zone_base) for i, name in enumerate(names))
@@ -110,26 +109,15 @@ class Topology:
     def pod(self, namespace: str, name: str) -> Pod | None:
         return next((p for p in self.pods if p.namespace == namespace and p.name == name), None)
 
-    def pod_by_ip(self, ip: str) -> Pod | None:
-        return next((p for p in self.pods if p.ip == ip), None)
-
-    def node_of_ip(self, ip: str) -> str | None:
-        """The node whose pod CIDR or node IP holds `ip` (None: not a node's address)."""
-        address = ipaddress.ip_address(ip)
-        for bridge in self.bridges:
-            if address in ipaddress.ip_network(bridge.pod_cidr) or ip == bridge.node_ip:
-                return bridge.node
-        return None
-
-    # --- changes (new values; a Topology is immutable) --------------------------------------------
-    def with_pod(self, pod: Pod) -> "Topology":
+    # --- changes (new values; a Wiring is immutable) --------------------------------------------
+    def with_pod(self, pod: Pod) -> "Wiring":
         others = tuple(p for p in self.pods if p.key != pod.key)
         return replace(self, pods=others + (pod,))
 
-    def without_pod(self, namespace: str, name: str) -> "Topology":
+    def without_pod(self, namespace: str, name: str) -> "Wiring":
         return replace(self, pods=tuple(p for p in self.pods if (p.namespace, p.name) != (namespace, name)))
 
-    def with_announcements(self, announcements: Mapping[str, str], drop: Iterable[str] = ()) -> "Topology":
+    def with_announcements(self, announcements: Mapping[str, str], drop: Iterable[str] = ()) -> "Wiring":
         merged = {ip: node for ip, node in self.announcements.items() if ip not in set(drop)}
         merged.update(announcements)
         return replace(self, announcements=merged)
@@ -141,7 +129,7 @@ class Topology:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping) -> "Topology":
+    def from_json(cls, data: Mapping) -> "Wiring":
         return cls(bridges=tuple(Bridge(**b) for b in data["bridges"]),
                    pods=tuple(Pod(**p) for p in data.get("pods", ())),
                    hosts=tuple(Host(**h) for h in data.get("hosts", ())),
@@ -159,11 +147,3 @@ def node_bridge(index: int, node: str, zone_base: int = DEFAULT_ZONE_BASE) -> Br
     return Bridge(node=node, index=index, name=addressing.bridge_name(node), dpid=addressing.dpid_for(index),
                   node_ip=ip, node_mac=addressing.host_mac(ip), pod_cidr=pod_cidr,
                   gateway_ip=addressing.gateway_ip(pod_cidr), zone_base=zone_base)
-
-
-def pod_at(bridge: Bridge, slot: int, namespace: str, name: str, host_octet: int | None = None) -> Pod:
-    """A pod on `bridge`'s switch port 10+slot with IP 10.244.i.(2+slot) unless told otherwise."""
-    network = ipaddress.ip_network(bridge.pod_cidr)
-    ip = str(network.network_address + (host_octet if host_octet is not None else 2 + slot))
-    return Pod(namespace=namespace, name=name, node=bridge.node, ip=ip, mac=addressing.pod_mac(ip),
-               ofport=addressing.FIRST_POD_PORT + slot)
