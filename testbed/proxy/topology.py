@@ -36,7 +36,9 @@ def externally_accessible(port: ServicePort) -> bool:
 
 
 def uses_cluster_endpoints(port: ServicePort) -> bool:
-    return not port.internal_policy_local or (externally_accessible(port) and not port.external_policy_local)
+    """kube-proxy's UsesClusterEndpoints: also for external traffic policy Local, because pods and
+    the node itself reach an external address through the short-circuit to the Cluster endpoints."""
+    return not port.internal_policy_local or externally_accessible(port)
 
 
 def uses_local_endpoints(port: ServicePort) -> bool:
