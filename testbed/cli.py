@@ -48,7 +48,7 @@ def cmd_up(args) -> int:
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
-    return run_demo(topo=args.topo, proxy_mode=args.proxy_mode)
+    return run_demo(topo=args.topo, proxy_mode=args.proxy_mode, sweep=not args.no_sweep)
 
 
 def cmd_clean(args) -> int:
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="bring up the default cluster with the example manifests and show them working")
     p.add_argument("--topo", default="default")
     p.add_argument("--proxy-mode", default="iptables", choices=list(backends))
+    p.add_argument("--no-sweep", action="store_true", help="only the feature tour, without the quick proxy-scale sweep")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("experiment", help="list or run experiments",

@@ -7,7 +7,9 @@ run proxy-scale --quick`). A module defines:
     NAME, DESCRIPTION
     GRID      parameter -> values; the harness runs their product (a `mode` parameter's values are
               the registry's mode labels: testbed.experiments.common.mode_labels())
-    QUICK     grid overrides for --quick (and any other option of `RunContext.quick` use)
+    QUICK     grid overrides for --quick (measure may shorten itself too: ctx.pick(full, quick))
+    applicable(point) -> bool   optional: points of the product that make no sense (an algorithm a
+              mode does not offer) are left out of the grid, not run and not reported
     REPEATS   default --repeat
     PREFERRED_SWITCH  "linuxbridge" when the experiment wants a kernel datapath for kernel modes
                       (used where Open vSwitch has only its userspace one); default "ovs"
@@ -208,7 +210,10 @@ def run_experiment(name: str, argv: list[str], results_dir: str | Path | None = 
                                 "argv": list(argv)})
     started = time.monotonic()
     rows: list[dict] = []
-    points = _points(options.grid)
+    applicable = getattr(experiment, "applicable", lambda point: True)
+    points = [p for p in _points(options.grid) if applicable(p)]
+    if not points:
+        raise TestbedError(f"{experiment.NAME}: no point of this grid applies ({options.grid})")
     bar = tqdm(total=len(points) * options.repeat, desc=experiment.NAME, unit="point", disable=not progress)
     try:
         for point in points:

@@ -153,12 +153,14 @@ def connection_rate(pod, host: str, port: int, seconds: float, concurrency: int 
     return run_workload(pod, CONN_RATE, host, port, seconds, concurrency)
 
 
-def wrk(pod, url: str, seconds: float, connections: int = 8, threads: int = 1, close: bool = True) -> dict:
+def wrk(pod, url: str, seconds: float, connections: int = 8, threads: int = 1, close: bool = True,
+        header: str | None = None) -> dict:
     """wrk from a pod: requests per second, latency percentiles (µs) and errors. With `close`,
     every request opens a new TCP connection (`Connection: close`), which is where the Service
     data plane's per-connection cost shows."""
-    header = "-H 'Connection: close' " if close else ""
-    output = pod.cmd(f"wrk -t{threads} -c{connections} -d{seconds}s --latency {header}{shlex.quote(url)} 2>&1")
+    headers = (["Connection: close"] if close else []) + ([header] if header else [])
+    flags = "".join(f"-H {shlex.quote(h)} " for h in headers)
+    output = pod.cmd(f"wrk -t{threads} -c{connections} -d{seconds}s --latency {flags}{shlex.quote(url)} 2>&1")
     return parse_wrk(output)
 
 
