@@ -108,6 +108,8 @@ def fmt(value: Any, digits: int = 3) -> str:
             return "-"
         if value == 0:
             return "0"
+        if isinstance(value, int) or (abs(value) >= 10 ** digits and float(value).is_integer()):
+            return f"{int(value):,}"
         magnitude = math.floor(math.log10(abs(value)))
         decimals = max(0, digits - 1 - magnitude)
         return f"{value:,.{decimals}f}"

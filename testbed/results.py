@@ -231,7 +231,8 @@ def _ordered(frame):
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+    """Unique per run (two runs within one second of one process differ too)."""
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.urandom(3).hex()}"
 
 
 # ------------------------------------------------------------------------------------------------
