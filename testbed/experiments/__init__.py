@@ -166,6 +166,7 @@ class RunContext:
     switch: str | None
     preferred_switch: str = "ovs"
     cluster: Any = None                    # the point's Cluster, once cluster_for made it
+    labels: dict | None = None             # mode, backend, datapath as measured (set by the harness)
     _note: Callable[[str], None] = field(default=lambda text: None, repr=False)
 
     def cluster_for(self, mode: str, **options):
@@ -228,9 +229,8 @@ def run_experiment(name: str, argv: list[str], results_dir: str | Path | None = 
                 ctx = RunContext(quick=options.quick, repeat=repeat, switch=options.switch, preferred_switch=preferred,
                                  _note=lambda text, p=point: bar.set_postfix_str(f"{_describe(p)}: {text}"))
                 rows += _run_point(experiment, point, ctx, record)
-                if ctx.cluster is not None and mode:
-                    record.modes.setdefault(mode, {**_labels(point, ctx), "switch": switch_for(mode, options.switch,
-                                                                                               preferred)})
+                if ctx.labels and mode:
+                    record.modes.setdefault(mode, {**ctx.labels, "switch": switch_for(mode, options.switch, preferred)})
                 bar.update(1)
     except KeyboardInterrupt:
         record.failures.append({"mode": "", "point": {}, "error": "interrupted (Ctrl-C): the run is incomplete"})
@@ -258,7 +258,7 @@ def _run_point(experiment, point: dict, ctx: RunContext, record: RunRecord) -> l
     try:
         state = experiment.setup(point, ctx)
         samples = list(experiment.measure(state, point, ctx))
-        labels = _labels(point, ctx)
+        labels = ctx.labels = _labels(point, ctx)
     except NotRunnable as err:
         record.not_run.append({"mode": mode, "point": point, "reason": str(err)})
         return []

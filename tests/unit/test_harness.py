@@ -69,6 +69,7 @@ def test_a_grid_runs_and_every_sample_says_what_ran(toy_dir, tmp_path):
                                              "point": {"mode": "broken", "services": 1}, "reason": "this kernel lacks it"}]
     run = r.metadata["runs"][0]
     assert run["grid"] == {"mode": ["iptables", "broken"], "services": [1, 3]} and run["duration_s"] >= 0
+    assert run["modes"] == {"iptables": {"mode": "iptables", "backend": "iptables (nft)", "datapath": "", "switch": "ovs"}}
 
 
 def test_quick_repeat_and_not_runnable_points(toy_dir, tmp_path):
