@@ -34,6 +34,7 @@ class NamespacedLinuxBridge(Switch):
         params.pop("protocols", None)
         params.pop("rstp", None)
         params.pop("controlled", None)
+        params.pop("inNamespace", None)   # Mininet.addSwitch passes the network's default (False)
         super().__init__(name, inNamespace=True, **params)
 
     def _popen(self, cmd, **params):

@@ -80,6 +80,17 @@ def service_target(cluster, service: str, namespace: str = "default", port: int 
             "lb_ips": [i["ip"] for i in svc.get("status", {}).get("loadBalancer", {}).get("ingress", []) if "ip" in i]}
 
 
+def _answered(frames, client_port: int) -> bool:
+    """An incoming packet to the probe's port (SYN-ACK, RST or ICMP) among the captured frames."""
+    for frame in list(frames):
+        if frame.outgoing:
+            continue
+        seen = parse_ip("", frame.data, False, 0)
+        if seen is not None and (seen.dport == client_port or seen.proto == "icmp"):
+            return True
+    return False
+
+
 def _syn_exchange(cluster, source_host, source_name: str, address: str, port: int, target: dict,
                   namespace: str, timeout: float) -> dict:
     mac, ip = _link(source_host)
@@ -93,11 +104,9 @@ def _syn_exchange(cluster, source_host, source_name: str, address: str, port: in
     try:
         sent = client_tap.send(syn_frame(mac, hop_mac, ip, address, port, client_port))
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(parse_ip("", f.data, f.outgoing, 0) and not f.outgoing for f in client_tap.frames[1:]):
-                time.sleep(0.05)    # the endpoint side, and the client kernel's RST, a moment more
-                break
+        while time.monotonic() < deadline and not _answered(client_tap.frames, client_port):
             time.sleep(0.005)
+        time.sleep(0.05)    # the endpoint side, and the client kernel's RST, a moment more
     finally:
         frames = {pod: tap.stop() for pod, tap in taps.items()}
         client_frames = client_tap.stop()

@@ -107,7 +107,8 @@ def trace(cluster, service: str, namespace: str = "default", port: int | str | N
         in_port = client.intf("eth0").link.intf2.name
         flow = (f"in_port={in_port},tcp,dl_src={src_mac},dl_dst={gateway_mac},nw_src={client.IP()},nw_dst={vip},"
                 f"nw_ttl=64,tp_src=45678,tp_dst={vport},tcp_flags=+syn")
-        output = runner.run(["ovs-appctl", "ofproto/trace", addressing.bridge_name(node_name), flow,
+        # ovs-appctl talks to ovs-vswitchd over its control socket: a command, no traffic
+        output = NamespaceRunner().run(["ovs-appctl", "ofproto/trace", addressing.bridge_name(node_name), flow,
                              "--ct-next", "trk,new"], check=False)
         text = output.stdout + output.stderr
         return {**record, "method": "ofproto/trace", "matched": matched_from_ofproto(text), "raw": text}
