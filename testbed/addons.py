@@ -28,7 +28,8 @@ def cluster_dns_objects(config) -> list[dict]:
     return [
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": "kube-dns", "namespace": "kube-system",
-                      "labels": {**labels, "kubernetes.io/name": "CoreDNS"}},
+                      # kubeadm's labels; `kubectl cluster-info` lists kubernetes.io/cluster-service Services
+                      "labels": {**labels, "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"}},
          "spec": {"clusterIP": dns_service_ip(config.service_cidr), "selector": labels,
                   "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
                             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},

@@ -36,10 +36,10 @@ def run_interactive(paths: list[str], topo: str = "default", proxy_mode: str = "
                 print(line)
         from .kubectl import Kubectl
         from .kubectl.shell import TestbedCLI
-        print("*** cluster ready: kubectl commands (get, describe, apply, ...) and Mininet commands "
-              "(node1 ip addr, pingall, ...); `help` lists them; exit or Ctrl-D (or Ctrl-C) tears it down",
-              flush=True)
-        TestbedCLI(emulation.net, Kubectl(cluster), stdin=stdin or sys.stdin)
+        print("*** cluster ready: kubectl commands (get, describe, apply, ...), `client CMD` and `external CMD`, "
+              "and Mininet commands (node1 ip addr, pingall, ...); `help` lists them; exit or Ctrl-D (or Ctrl-C) "
+              "tears it down", flush=True)
+        TestbedCLI(emulation.net, Kubectl(cluster), cluster=cluster, stdin=stdin or sys.stdin)
     except KeyboardInterrupt:
         print("\n*** interrupted", flush=True)
     finally:

@@ -100,3 +100,25 @@ class SyncLoop:
             self.sync_seconds.append(last - started)
             if self._synced < self._changes:
                 self._wakeup.set()
+
+
+class LoopComponent:
+    """The Component interface (testbed/components.py) of a component driven by one SyncLoop
+    (`self.loop`): it has caught up when its loop has, and its progress is the loop's."""
+    loop: SyncLoop
+
+    @property
+    def errors(self) -> list[str]:
+        return self.loop.errors
+
+    def synced(self) -> bool:
+        return self.loop.synced()
+
+    def activity(self) -> str | None:
+        return self.loop.activity()
+
+    def progress(self) -> int:
+        return self.loop.progress()
+
+    def busy(self) -> bool:
+        return self.loop.busy()

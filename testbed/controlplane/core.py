@@ -603,6 +603,49 @@ class ControlPlane:
             self._reconcile()
             return f"{KINDS[kind].resource}/{name} rolled back"
 
+    # ------------------------------------------------------------------------------------
+    # Node metadata: `kubectl label|annotate|patch|edit node ...`
+    # ------------------------------------------------------------------------------------
+    def update_node_metadata(self, changes: dict[str, tuple[dict, dict]]) -> list[str]:
+        """Set the labels and annotations of Nodes: {name: (labels, annotations)}, all or none.
+
+        Nodes come from the topology, so `apply` refuses them, but their labels and annotations are
+        the user's, as on a real cluster (`kubectl label node node1 disktype=ssd` for a nodeSelector).
+        They are validated as the API server validates metadata; then unscheduled pods are queued
+        for the scheduler again, as a node update does in kube-scheduler. Returns kubectl's
+        `node/NAME configured|unchanged` lines."""
+        from ..validation import FieldErrors, check_annotations, check_labels
+        with self.lock:
+            problems, updates, lines = [], [], []
+            for name, (labels, annotations) in changes.items():
+                node = self._existing("Node", name, "")
+                errors = FieldErrors()
+                check_labels(errors, "metadata.labels", labels)
+                check_annotations(errors, "metadata.annotations", annotations)
+                problems += [Problem("<kubectl>", "Node", name, field, reason) for field, reason in errors.items]
+                meta = node["metadata"]
+                if (meta.get("labels") or {}) == labels and (meta.get("annotations") or {}) == annotations:
+                    lines.append(f"node/{name} unchanged")
+                    continue
+                updated = copy_object(node)
+                for key, value in (("labels", labels), ("annotations", annotations)):
+                    if value:
+                        updated["metadata"][key] = dict(value)
+                    else:
+                        updated["metadata"].pop(key, None)
+                updates.append(updated)
+                lines.append(f"node/{name} configured")
+            if problems:
+                raise ManifestError(problems)
+            for updated in updates:
+                self.store.update(updated)
+            if updates:
+                for pod in self.store.list("Pod"):
+                    if not pod["spec"].get("nodeName"):
+                        self._enqueue("schedule", (pod["metadata"]["namespace"], pod["metadata"]["name"]))
+                self._reconcile()
+            return lines
+
     def _existing(self, kind: str, name: str, namespace: str) -> dict:
         info = KINDS[kind]
         obj = self.store.get(kind, namespace if info.namespaced else "", name)

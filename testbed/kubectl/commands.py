@@ -7,35 +7,32 @@ per problem naming file, object and field.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable, Mapping, TextIO
 
 from ..controlplane.core import NotFound
 from ..errors import ManifestError, TestbedError
 from ..kinds import KINDS, KindInfo, lookup_kind
 from ..manifests import Document, load, parse_text
 from .describe import DESCRIBERS, DescribeContext, PrefixWriter, describe_pod_template
+from .common import ALL_NAMESPACES, FILENAME, OUTPUT, SELECTOR, KubectlError, change_cause, lines as _lines
+from .create_commands import CreateCommands
 from .flags import HELP, NAMESPACE, Flag, Parsed, int_option, parse_flags
 from .format import (TabWriter, dump_json, dump_yaml, parse_selector, resource_selector_labels,
-                     selector_matches, tabulate)
+                     requirements_match, tabulate)
+from .info_commands import InfoCommands
 from .tables import render_table
+from .update_commands import UpdateCommands
 
 ALL_CATEGORY = ("Pod", "ReplicationController", "Service", "Deployment", "ReplicaSet")  # `kubectl get all`
 SCALABLE = ("Deployment", "ReplicaSet", "ReplicationController")
 OUTPUT_FORMATS = ("", "wide", "yaml", "json", "name")
-ALL_NAMESPACES = Flag("all-namespaces", "A", takes_value=False)
-SELECTOR = Flag("selector", "l")
-FILENAME = Flag("filename", "f", repeated=True)
-OUTPUT = Flag("output", "o")
 REVISION = "deployment.kubernetes.io/revision"
-
-
-class KubectlError(TestbedError):
-    """A message already worded as kubectl prints it (possibly after partial output)."""
 
 
 USAGE = {
@@ -59,11 +56,27 @@ USAGE = {
     "exec": ("Execute a command in a pod (its network namespace)", "exec POD|TYPE/NAME [-n NS] -- COMMAND [ARGS...]"),
     "logs": ("Print the logs of a pod's workload", "logs POD|TYPE/NAME [-n NS] [--tail=N]"),
     "api-resources": ("Print the supported API resources", "api-resources [-o name] [--namespaced=true|false]"),
+    "run": ("Run a particular image on the cluster (a Pod; a Deployment with --replicas, as before kubectl 1.18)",
+            "run NAME --image=IMAGE [--replicas=N] [--port=P] [-l k=v,...] [--env=K=V...] [--image-pull-policy=P] "
+            "[--restart=Always|OnFailure|Never] [--expose] [--generator=G] [--dry-run=client -o yaml] "
+            "[--command] [-- ARGS...]"),
+    "edit": ("Edit a resource on the server in $KUBE_EDITOR or $EDITOR (vi by default)",
+             "edit TYPE NAME... | TYPE/NAME | TYPE [-l SELECTOR] [-n NS] [--record]"),
+    "label": ("Update the labels on a resource",
+              "label [--overwrite] TYPE NAME | TYPE/NAME | TYPE -l SELECTOR | TYPE --all KEY=VALUE... KEY-... "
+              "[--list] [--dry-run=client] [-o yaml]"),
+    "annotate": ("Update the annotations on a resource",
+                 "annotate [--overwrite] TYPE NAME | TYPE/NAME | TYPE -l SELECTOR | TYPE --all KEY=VALUE... KEY-... "
+                 "[--list] [--dry-run=client] [-o yaml]"),
+    "patch": ("Update fields of a resource (strategic merge patch, JSON merge patch or JSON patch)",
+              "patch TYPE NAME | TYPE/NAME | -f FILE -p PATCH|--patch-file FILE [--type strategic|merge|json] "
+              "[--dry-run=client] [-o yaml] [--record]"),
+    "version": ("Print the client and server version information", "version [--client] [-o yaml|json]"),
+    "cluster-info": ("Display the addresses of the control plane and the cluster services", "cluster-info"),
 }
-
-
-def _lines(lines: list[str]) -> str:
-    return "".join(line + "\n" for line in lines)
+USAGE["create"] = ("Create resources from files or stdin (as apply), or a deployment or namespace",
+                   "create -f FILENAME|DIR|- | create deployment NAME --image=IMAGE [--replicas=N] [--port=P] "
+                   "[-- COMMAND...] | create namespace NAME")
 
 
 def _parse_seconds(text: str) -> float:
@@ -79,20 +92,25 @@ def _parse_seconds(text: str) -> float:
     return total + (float(number) if number else 0.0)
 
 
-class Kubectl:
-    """kubectl's commands against a Cluster (with or without a network)."""
+class Kubectl(UpdateCommands, CreateCommands, InfoCommands):
+    """kubectl's commands against a Cluster (with or without a network). `environ` is where `edit`
+    finds $KUBE_EDITOR or $EDITOR (the process environment by default)."""
 
     def __init__(self, cluster, *, namespace: str = "default", stdin: TextIO | None = None,
-                 clock: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep,
+                 environ: Mapping[str, str] | None = None):
         self.cluster = cluster
         self.namespace = namespace
         self.stdin = stdin
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.sleep = sleep
+        self.environ = os.environ if environ is None else environ
         self.verbs: dict[str, Callable[[list[str]], str]] = {
-            "apply": self.apply, "create": self.apply, "get": self.get, "describe": self.describe,
+            "apply": self.apply, "create": self.create, "get": self.get, "describe": self.describe,
             "delete": self.delete, "scale": self.scale, "expose": self.expose, "set": self.set,
             "rollout": self.rollout, "exec": self.exec, "logs": self.logs, "api-resources": self.api_resources,
+            "run": self.run_command, "edit": self.edit, "label": self.label, "annotate": self.annotate,
+            "patch": self.patch, "version": self.version, "cluster-info": self.cluster_info,
         }
 
     # -- entry point ------------------------------------------------------------------------
@@ -113,7 +131,7 @@ class Kubectl:
         verb, rest = argv[0], leading + argv[1:]
         handler = self.verbs.get(verb)
         if handler is None:
-            raise TestbedError(f'error: unknown command "{verb}" for "kubectl"')
+            raise TestbedError(f'error: unknown command "{verb}" for "kubectl"{suggestions(verb, self.verbs)}')
         before_command = rest[: rest.index("--")] if "--" in rest else rest
         if "-h" in before_command or "--help" in before_command:
             return self.help([verb])
@@ -176,7 +194,7 @@ class Kubectl:
         objects = self.cluster.get(info.kind, None, namespace=namespace)
         if selector:
             requirements = parse_selector(selector)
-            objects = [o for o in objects if selector_matches(requirements, o["metadata"].get("labels"))]
+            objects = [o for o in objects if requirements_match(requirements, o["metadata"].get("labels"))]
         return objects
 
     def _existing(self, info: KindInfo, name: str, namespace: str) -> dict:
@@ -484,11 +502,7 @@ class Kubectl:
             images[container] = image
         if not images:
             raise TestbedError("error: at least one image update is required")
-        cause = None
-        if parsed.get("record"):  # what kubectl's --record writes: the command and its flags
-            flags = "".join(f" --{key}={str(value).lower() if isinstance(value, bool) else value}"
-                            for key, value in parsed.options.items())
-            cause = f"kubectl set image {' '.join(parsed.args)}{flags}"
+        cause = change_cause(["set", "image", *parsed.args], parsed) if parsed.get("record") else None
         return self.cluster.set_image(info.kind, name, images, namespace=self._namespace(parsed),
                                       change_cause=cause) + "\n"
 
@@ -626,6 +640,24 @@ class Kubectl:
         rows = [] if parsed.get("no-headers") else [["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]]
         rows += [[k.plural, ",".join(k.short_names), k.api_version, str(k.namespaced).lower(), k.kind] for k in infos]
         return tabulate(rows)
+
+
+def suggestions(typed: str, verbs) -> str:
+    """cobra's findSuggestions: the verbs within Levenshtein distance 2 (ignoring case) or that start
+    with what was typed, in name order."""
+    typed = typed.lower()
+    close = [v for v in sorted(verbs) if _levenshtein(typed, v.lower()) <= 2 or v.lower().startswith(typed)]
+    return "\n\nDid you mean this?\n" + "".join(f"\t{v}\n" for v in close) if close else ""
+
+
+def _levenshtein(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
 
 
 def deployment_rollout_status(deployment: dict) -> tuple[str, bool]:

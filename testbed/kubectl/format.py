@@ -248,7 +248,7 @@ def parse_selector(text: str) -> list[Requirement]:
     return requirements
 
 
-def selector_matches(requirements: list[Requirement], labels: dict | None) -> bool:
+def requirements_match(requirements: list[Requirement], labels: dict | None) -> bool:
     return all(r.matches(labels or {}) for r in requirements)
 
 

@@ -121,7 +121,7 @@ def service_external_ip(service: dict, wide: bool) -> str:
     return "<unknown>"
 
 
-def service_ports(service: dict) -> str:
+def ports_column(service: dict) -> str:
     pieces = []
     for port in (service.get("spec") or {}).get("ports") or []:
         protocol = port.get("protocol", "TCP")
@@ -134,7 +134,7 @@ def _service_cells(service: dict, now: datetime, wide: bool) -> list[str]:
     spec = service.get("spec") or {}
     cluster_ips = spec.get("clusterIPs") or []
     cells = [service["metadata"]["name"], spec.get("type", "ClusterIP"), cluster_ips[0] if cluster_ips else "<none>",
-             service_external_ip(service, wide), service_ports(service),
+             service_external_ip(service, wide), ports_column(service),
              age(service["metadata"].get("creationTimestamp"), now)]
     if wide:
         cells.append(format_labels(spec.get("selector")))

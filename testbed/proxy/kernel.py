@@ -14,14 +14,14 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping
 
-from ..sync import SyncLoop
+from ..sync import LoopComponent, SyncLoop
 from .backend import Backend, DataPlaneContext, NodeContext, Proxier, SyncResult
 from .tracker import ServiceChangeTracker
 
 log = logging.getLogger(__name__)
 
 
-class KernelDataPlane:
+class KernelDataPlane(LoopComponent):
     def __init__(self, ctx: DataPlaneContext, backend: Backend):
         self.ctx = ctx
         self.backend = backend
@@ -30,7 +30,6 @@ class KernelDataPlane:
         self.proxiers: dict[str, Proxier] = {}
         self.tracker: ServiceChangeTracker | None = None
         self.loop = SyncLoop(self.name, ctx.api.store, {"Service", "EndpointSlice"}, self._sync)
-        self.errors = self.loop.errors
         self.last_results: dict[str, SyncResult] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -65,15 +64,6 @@ class KernelDataPlane:
             proxier.cleanup()
 
     # -- state ------------------------------------------------------------------------------
-    def synced(self) -> bool:
-        return self.loop.synced()
-
-    def progress(self) -> int:
-        return self.loop.progress()
-
-    def busy(self) -> bool:
-        return self.loop.busy()
-
     def activity(self) -> str | None:
         state = self.loop.activity()
         return f"{state} on {len(self.proxiers)} nodes" if state else None

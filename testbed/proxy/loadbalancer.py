@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable
 
-from ..sync import SyncLoop
+from ..sync import LoopComponent, SyncLoop
 from .model import ServicePort
 from .tracker import ServiceChangeTracker
 
@@ -36,7 +36,7 @@ def announcements(ports: Iterable[ServicePort], nodes: list[str]) -> dict[str, s
     return chosen
 
 
-class LoadBalancerSpeaker:
+class LoadBalancerSpeaker(LoopComponent):
     """Elects the announcing node of every LoadBalancer IP and tells the data plane when one moves."""
     name = "lb-speaker"
 
@@ -45,7 +45,6 @@ class LoadBalancerSpeaker:
         self.current: dict[str, str] = {}
         self.tracker: ServiceChangeTracker | None = None
         self.loop = SyncLoop(self.name, ctx.api.store, {"Service", "EndpointSlice"}, self._sync)
-        self.errors = self.loop.errors
 
     def start(self) -> None:
         self.tracker = ServiceChangeTracker.for_api(self.ctx.api)
@@ -55,18 +54,6 @@ class LoadBalancerSpeaker:
         self.loop.stop()
         if self.tracker is not None:
             self.tracker.close()
-
-    def synced(self) -> bool:
-        return self.loop.synced()
-
-    def activity(self) -> str | None:
-        return self.loop.activity()
-
-    def progress(self) -> int:
-        return self.loop.progress()
-
-    def busy(self) -> bool:
-        return self.loop.busy()
 
     def _sync(self) -> None:
         ports, _ = self.tracker.update()

@@ -22,7 +22,7 @@ from ..net.runner import NamespaceRunner
 from ..proxy.backend import Backend, DataPlaneContext
 from ..proxy.model import ServicePort
 from ..proxy.tracker import ServiceChangeTracker
-from ..sync import SyncLoop
+from ..sync import LoopComponent, SyncLoop
 from .client import SdnControllerProcess
 from .wiring import Pod, Wiring
 
@@ -37,7 +37,7 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-class SdnDataPlane:
+class SdnDataPlane(LoopComponent):
     name = "sdn-controller"
 
     def __init__(self, ctx: DataPlaneContext, backend: Backend):
@@ -54,7 +54,6 @@ class SdnDataPlane:
         self._sent: dict[tuple[str, str], tuple[ServicePort, ...]] = {}
         self.tracker: ServiceChangeTracker | None = None
         self.loop = SyncLoop(self.name, ctx.api.store, {"Service", "EndpointSlice"}, self._sync)
-        self.errors = self.loop.errors
         self._lock = threading.RLock()  # the sync loop and the LB speaker both send Service updates
 
     def openflow_controller(self):
@@ -106,15 +105,6 @@ class SdnDataPlane:
         for bridge in self.wiring.bridges:
             for what in ("del-flows", "del-groups"):
                 ROOT.run(["ovs-ofctl", "-O", "OpenFlow13", what, bridge.name])
-
-    def synced(self) -> bool:
-        return self.loop.synced()
-
-    def progress(self) -> int:
-        return self.loop.progress()
-
-    def busy(self) -> bool:
-        return self.loop.busy()
 
     def activity(self) -> str | None:
         state = self.loop.activity()

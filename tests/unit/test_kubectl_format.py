@@ -7,8 +7,8 @@ import pytest
 from testbed.errors import TestbedError
 from testbed.kubectl.flags import Flag, parse_flags
 from testbed.kubectl.format import (TabWriter, age, format_label_selector, format_labels, human_duration,
-                                    parse_selector, selector_matches, tabulate)
-from testbed.kubectl.tables import format_endpoints, ingress_hosts, pod_status, service_external_ip, service_ports
+                                    parse_selector, requirements_match, tabulate)
+from testbed.kubectl.tables import format_endpoints, ingress_hosts, pod_status, service_external_ip, ports_column
 
 
 @pytest.mark.parametrize("seconds, text", [
@@ -65,11 +65,11 @@ def test_label_and_selector_formatting():
 
 def test_label_selector_parsing_and_matching():
     requirements = parse_selector("app=myapp,tier!=db,env in (prod, staging),!legacy,track")
-    assert selector_matches(requirements, {"app": "myapp", "env": "prod", "track": "stable"})
-    assert not selector_matches(requirements, {"app": "myapp", "env": "dev", "track": "stable"})
-    assert not selector_matches(requirements, {"app": "myapp", "env": "prod", "track": "x", "legacy": "1"})
-    assert not selector_matches(requirements, {"app": "myapp", "env": "prod"})
-    assert selector_matches(parse_selector("env notin (prod)"), {})
+    assert requirements_match(requirements, {"app": "myapp", "env": "prod", "track": "stable"})
+    assert not requirements_match(requirements, {"app": "myapp", "env": "dev", "track": "stable"})
+    assert not requirements_match(requirements, {"app": "myapp", "env": "prod", "track": "x", "legacy": "1"})
+    assert not requirements_match(requirements, {"app": "myapp", "env": "prod"})
+    assert requirements_match(parse_selector("env notin (prod)"), {})
     with pytest.raises(TestbedError, match="unable to parse requirement"):
         parse_selector("app=(x")
 
@@ -106,9 +106,9 @@ def test_service_external_ip_column_per_type():
     assert service_external_ip(lb, False) == "172.18.255.20..."   # clipped to 16 characters
     assert service_external_ip(lb, True) == "172.18.255.200,a-very-long-load-balancer.example.com"
     assert service_external_ip(_service("ExternalName", externalName="db.example.com"), False) == "db.example.com"
-    assert service_ports(_service("NodePort", ports=[{"port": 80, "nodePort": 30080, "protocol": "TCP"},
+    assert ports_column(_service("NodePort", ports=[{"port": 80, "nodePort": 30080, "protocol": "TCP"},
                                                      {"port": 53, "protocol": "UDP"}])) == "80:30080/TCP,53/UDP"
-    assert service_ports(_service("ExternalName")) == "<none>"
+    assert ports_column(_service("ExternalName")) == "<none>"
 
 
 def test_endpoints_and_hosts_list_three_then_count_the_rest():
