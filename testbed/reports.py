@@ -204,13 +204,13 @@ def plot_connect_latency(samples, path: Path) -> bool:
         return False
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for labels, group in rows.groupby(LABELS, sort=False):
+    for index, (labels, group) in enumerate(rows.groupby(LABELS, sort=False)):
         for target, style in (("last", "-"), ("first", "--")):
             part = group[group["target"] == target]
             if part.empty:
                 continue
             stats = part.groupby("services")["value"].apply(lambda v: percentile(v.tolist(), 0.5))
-            line, = ax.plot(stats.index, stats.values, style, marker="o",
+            line, = ax.plot(stats.index, stats.values, style, marker="o" if target == "last" else "x", color=f"C{index}",
                             label=f"{_series_label(labels)} {target}")
             if target == "last":
                 p25 = part.groupby("services")["value"].apply(lambda v: percentile(v.tolist(), 0.25))
@@ -259,11 +259,12 @@ def plot_rps(samples, path: Path) -> bool:
         return False
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    for labels, group in rows.groupby(LABELS, sort=False):
+    for index, (labels, group) in enumerate(rows.groupby(LABELS, sort=False)):
         for target, style in (("last", "-"), ("first", "--")):
             stats = group[group["target"] == target].groupby("services")["value"].median()
             if not stats.empty:
-                ax.plot(stats.index, stats.values, style, marker="o", label=f"{_series_label(labels)} {target}")
+                ax.plot(stats.index, stats.values, style, marker="o" if target == "last" else "x", color=f"C{index}",
+                        label=f"{_series_label(labels)} {target}")
     ax.set_xscale("log")
     ax.set_xlabel("Services")
     ax.set_ylabel("requests/s, new connection per request")
