@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import TestbedError
-from ..results import ResultsFolder, RunRecord, environment, load_average, new_run_id
+from ..results import ResultsFolder, RunRecord, environment, load_average, new_run_id, sample
 
 EXPERIMENT_DIR = Path(__file__).resolve().parents[2] / "experiments"
 DEFAULT_RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -253,8 +253,11 @@ def _describe(point: dict) -> str:
 
 
 def _run_point(experiment, point: dict, ctx: RunContext, record: RunRecord) -> list[dict]:
+    """Set up, measure, tear down one point; its samples labelled, plus `point_s` (its wall time,
+    set-up and teardown included: what planning a sweep needs)."""
     mode = point.get("mode", "")
     state = None
+    started = time.monotonic()
     try:
         state = experiment.setup(point, ctx)
         samples = list(experiment.measure(state, point, ctx))
@@ -272,6 +275,7 @@ def _run_point(experiment, point: dict, ctx: RunContext, record: RunRecord) -> l
             ctx.cluster.stop()
     services = point.get("services", 0)
     rows = []
+    samples.append(sample("point_s", time.monotonic() - started, "s", target="setup+measure+teardown"))
     for s in samples:
         row = {**labels, "services": services, "repeat": ctx.repeat,
                **{k: v for k, v in point.items() if k not in ("mode", "services")}, **s}

@@ -60,8 +60,9 @@ def toy_dir(tmp_path, monkeypatch):
 def test_a_grid_runs_and_every_sample_says_what_ran(toy_dir, tmp_path):
     out = run_experiment("toy", ["--out", str(tmp_path / "out")], progress=False)
     r = load(out)
-    samples = r.samples
+    samples = r.samples[r.samples["metric"] == "services_seen"]
     assert sorted(samples["services"].tolist()) == [1, 3]
+    assert (r.samples[r.samples["metric"] == "point_s"]["value"] > 0).sum() == 2
     assert set(samples["mode"]) == {"iptables"} and set(samples["backend"]) == {"iptables (nft)"}
     # the kubernetes Service is there too
     assert samples.sort_values("services")["value"].tolist() == [2.0, 4.0]
@@ -76,7 +77,8 @@ def test_quick_repeat_and_not_runnable_points(toy_dir, tmp_path):
     out = run_experiment("toy", ["--quick", "--repeat", "2", "--modes", "iptables", "--out", str(tmp_path / "q")],
                          progress=False)
     r = load(out)
-    assert r.samples["repeat"].tolist() == [0] and r.samples["quick"].tolist() == [True]
+    seen = r.samples[r.samples["metric"] == "services_seen"]
+    assert seen["repeat"].tolist() == [0] and seen["quick"].tolist() == [True]
     assert r.not_run["reason"].tolist() == ["the second repeat of 2 cannot run"]
     # a second run in the same folder (same environment) is added, not merged into the first
     run_experiment("toy", ["--quick", "--modes", "iptables", "--out", str(tmp_path / "q")], progress=False)
