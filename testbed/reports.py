@@ -203,7 +203,7 @@ def plot_connect_latency(samples, path: Path) -> bool:
     if rows.empty:
         return False
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(10, 4.2))
     for index, (labels, group) in enumerate(rows.groupby(LABELS, sort=False)):
         for target, style in (("last", "-"), ("first", "--")):
             part = group[group["target"] == target]
@@ -222,7 +222,7 @@ def plot_connect_latency(samples, path: Path) -> bool:
     ax.set_title("Connect time to the first and the last Service (band: p25-p75 of last)")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -258,7 +258,7 @@ def plot_rps(samples, path: Path) -> bool:
     if rows.empty:
         return False
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4))
+    fig, ax = plt.subplots(figsize=(10, 4))
     for index, (labels, group) in enumerate(rows.groupby(LABELS, sort=False)):
         for target, style in (("last", "-"), ("first", "--")):
             stats = group[group["target"] == target].groupby("services")["value"].median()
@@ -270,7 +270,7 @@ def plot_rps(samples, path: Path) -> bool:
     ax.set_ylabel("requests/s, new connection per request")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
