@@ -105,3 +105,20 @@ def test_probe_command_line():
     assert (args.probe, args.modes, args.service) == ("trace", "iptables,sdn", "web")
     record = {"method": "nft monitor trace", "node": "node1", "client": "client", "target": "10.96.0.20:80", "matched": []}
     assert describe("trace", record)[-1] == "  (nothing matched)"
+
+
+def test_probe_records_become_tidy_samples():
+    from testbed import Cluster
+    from testbed.probes import to_samples
+    from testbed.results import check_samples
+    cluster = Cluster(proxy_mode="iptables", network=False)
+    syn = {"vip": VIP, "port": 80, "answered": True, "reply_src_is_vip": True, "source_preserved": True, "rtt_us": 80.0,
+           "served_by": "web-b", "endpoint_dst": f"{POD}:8080", "endpoint_src": f"{CLIENT}:45000", "reply_src": f"{VIP}:80"}
+    rows = to_samples([syn], cluster, "syn")
+    check_samples(rows)
+    assert {(r["metric"], r["value"]) for r in rows} == {("syn_answered", 1.0), ("vip_rewritten_back", 1.0),
+                                                        ("source_preserved", 1.0), ("syn_rtt_us", 80.0)}
+    assert {r["backend"] for r in rows} == {"iptables (nft)"} and {r["target"] for r in rows} == {f"{VIP}:80"}
+    dns_rows = to_samples([{"name": "a.b", "qtype": "A", "rcode": "NXDOMAIN", "answers": [], "rtt_us": None, "seq": 0}],
+                          cluster, "dns")
+    assert [(r["metric"], r["value"]) for r in dns_rows] == [("dns_answered", 0.0)]
