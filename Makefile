@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 APT_PACKAGES := $(shell cat packages.apt | grep -v '^\#')
 
-.PHONY: setup demo test unit integration bench clean-net lint
+.PHONY: setup demo test test-vm unit integration bench clean-net lint
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ demo: setup
 
 test: setup lint
 	$(PY) -m pytest -q tests
+
+# Inside a micro-VM booting Debian's kernel (real IPVS, OVS kernel datapath, netem): tests/vm and the
+# ipvs-mode live suite. Skips with the reason where qemu cannot run.
+test-vm: setup
+	scripts/test-vm
 
 lint: setup
 	$(VENV)/bin/ruff check .

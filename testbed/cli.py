@@ -1,33 +1,52 @@
-"""The `testbed` command: validate, render, up, demo, experiment, report, probe, clean.
+"""The `testbed` command: validate, render, up, demo, experiment, report, probe, clean, vm.
 
 Every user error ends as one line per problem on stderr and a non-zero exit, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
-from .errors import ManifestError, TestbedError
+from .errors import ManifestError, TestbedError, in_document_order
 
 
-def _load_control_plane(paths: list[str], topo: str, seed: int | None = 1, service_cidr: str | None = None):
+
+FIELD_VALIDATION = {"strict": "Strict", "warn": "Warn", "ignore": "Ignore"}   # kubectl's --validate
+
+
+def _review(cluster, paths: list[str], field_validation: str):
+    """Every file read (stdin as bytes, strictly UTF-8) and checked: one readable document's problems
+    are reported even when another file does not parse. Warnings go to stderr as kubectl prints them."""
+    from .manifests import read
+    documents, problems = read(paths)
+    review = cluster.control_plane.review(documents, field_validation)
+    for warning in review.warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
+    if problems or review.errors:
+        raise ManifestError(in_document_order(problems + review.errors))
+    return documents
+
+
+def _load_control_plane(paths: list[str], topo: str, seed: int | None = 1, field_validation: str = "Warn",
+                        service_cidr: str | None = None):
     """A network-less cluster with the manifests applied (for validate and render)."""
+    import warnings
     from .cluster import Cluster
-    from .manifests import load
     cluster = Cluster(topo=topo, network=False, seed=seed, service_cidr=service_cidr)
     if paths:
-        cluster.control_plane.apply(load(paths))
+        documents = _review(cluster, paths, field_validation)
+        with warnings.catch_warnings():   # printed by _review already
+            warnings.simplefilter("ignore")
+            cluster.control_plane.apply(documents, field_validation)
     return cluster
 
 
 def cmd_validate(args) -> int:
     from .cluster import Cluster
-    from .manifests import load
-    documents = load(args.filename)
-    problems = Cluster(topo=args.topo, network=False, service_cidr=args.service_cidr).control_plane.validate(documents)
-    if problems:
-        raise ManifestError(problems)
+    documents = _review(Cluster(topo=args.topo, network=False, service_cidr=args.service_cidr), args.filename,
+                        FIELD_VALIDATION[args.validate])
     files = len({d.source.rsplit(":", 1)[0] for d in documents})
     print(f"{len(documents)} objects in {files} file(s): valid")
     return 0
@@ -35,7 +54,8 @@ def cmd_validate(args) -> int:
 
 def cmd_render(args) -> int:
     from .proxy.render import render
-    cluster = _load_control_plane(args.filename, args.topo, service_cidr=args.service_cidr)
+    cluster = _load_control_plane(args.filename, args.topo, field_validation=FIELD_VALIDATION[args.validate],
+                                  service_cidr=args.service_cidr)
     print(render(args.mode, cluster, node=args.node, cluster_cidr=args.cluster_cidr), end="")
     return 0
 
@@ -103,6 +123,27 @@ def _backend_options(args) -> dict:
     return {k[len("backend_"):]: v for k, v in vars(args).items() if k.startswith("backend_") and v is not None}
 
 
+VM_UNAVAILABLE_EXIT = 3   # `testbed vm` cannot run here at all (make test-vm skips on it, and only on it)
+
+
+def cmd_vm(args) -> int:
+    from .vm.kernel import VmUnavailable
+    from .vm.launch import prepare, run
+    command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
+    if not command and not args.check:
+        raise TestbedError("vm: which command? (testbed vm [--memory M] [--cpus N] -- CMD ...)")
+    try:
+        config = prepare(memory=args.memory, cpus=args.cpus, log=lambda line: print(line, file=sys.stderr))
+    except VmUnavailable as err:
+        print(f"testbed vm: cannot run here: {err}", file=sys.stderr)
+        return VM_UNAVAILABLE_EXIT
+    print(config.summary(), file=sys.stderr, flush=True)
+    if args.check:
+        print(json.dumps(config.metadata(), indent=1))
+        return 0
+    return run(config, command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .proxy.backend import all_backends, render_formats
     backends = all_backends()
@@ -114,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--filename", action="append", required=True, help="file, directory or - (stdin)")
     p.add_argument("--topo", default="default", help="topology (its nodes matter for some checks)")
     p.add_argument("--service-cidr", help=SERVICE_CIDR_HELP)
+    p.add_argument("--validate", choices=FIELD_VALIDATION, default="warn",
+                   help="unknown fields: warn (default), strict (an error) or ignore, as kubectl's --validate")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("render", help="print what a node's data plane gets (no root needed)")
@@ -124,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topo", default="default")
     p.add_argument("--cluster-cidr", help="kube-proxy's --cluster-cidr (default: the testbed's pod CIDR)")
     p.add_argument("--service-cidr", help=SERVICE_CIDR_HELP)
+    p.add_argument("--validate", choices=FIELD_VALIDATION, default="warn", help="as for validate")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("up", help="bring a cluster up with an interactive CLI (needs root)")
@@ -159,6 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("clean", help="remove what a crashed run left (only what the testbed made)")
     p.set_defaults(func=cmd_clean)
+
+    from .vm.launch import DEFAULT_CPUS, DEFAULT_MEMORY
+    p = sub.add_parser("vm", help="run a command under Debian's kernel in a micro-VM (real IPVS, OVS kernel "
+                       "datapath, netem), from the project folder")
+    p.add_argument("--memory", default=DEFAULT_MEMORY, help=f"guest memory, qemu's -m syntax (default {DEFAULT_MEMORY})")
+    p.add_argument("--cpus", type=int, help=f"guest CPUs (default {DEFAULT_CPUS['tcg']} under TCG, where one boots "
+                   f"fastest, {DEFAULT_CPUS['kvm']} under KVM)")
+    p.add_argument("--check", action="store_true",
+                   help="only say what would run (kernel, accelerator, qemu) or why it cannot, and exit")
+    p.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    p.set_defaults(func=cmd_vm)
     return parser
 
 

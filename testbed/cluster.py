@@ -19,9 +19,9 @@ from typing import Any, Sequence
 
 from .components import resolve_addons
 from .controlplane import ClusterConfig, ControlPlane
-from .errors import Problem, TestbedError
+from .errors import ArgumentError, ManifestError, Problem, TestbedError, in_document_order
 from .kinds import KINDS, lookup_kind
-from .manifests import from_source, parse_objects
+from .manifests import from_source_with_problems, parse_objects
 from .proxy.backend import get_backend
 from .topology import Topology, load_topology
 
@@ -30,6 +30,8 @@ CLIENT_POD = "client"
 
 
 def resolve_kind(kind: str) -> str:
+    if not isinstance(kind, str):
+        raise ArgumentError(f"a kind is a string such as \"service\", not a {type(kind).__name__}")
     info = KINDS.get(kind) or lookup_kind(kind)
     if info is None:
         raise TestbedError(f'the server doesn\'t have a resource type "{kind}"')
@@ -120,14 +122,26 @@ class Cluster:
         self.stop()
 
     # -- objects ---------------------------------------------------------------------------
-    def apply(self, source: str | Path | dict | list) -> list[str]:
-        """Create or update objects from a path, YAML/JSON text, or dicts; all or nothing."""
-        lines = self.control_plane.apply(from_source(source))
+    def apply(self, source: str | Path | dict | list, field_validation: str = "Warn") -> list[str]:
+        """Create or update objects from a path, YAML/JSON text, or dicts; all or nothing.
+
+        `field_validation` is the API server's (kubectl's --validate): unknown fields are a
+        ManifestWarning ("Warn"), an error ("Strict") or ignored ("Ignore")."""
+        documents, problems = from_source_with_problems(source)
+        if problems:   # what cannot be read, and every problem of what can
+            raise ManifestError(in_document_order(problems + self.control_plane.validate(documents, field_validation)))
+        if not documents:
+            if isinstance(source, (list, tuple)) and not source:
+                return []   # nothing, programmatically (an experiment's 0 Services)
+            raise TestbedError("no objects passed to apply")   # kubectl's words for an empty file or text
+        lines = self.control_plane.apply(documents, field_validation)
         self._settle()
         return lines
 
-    def validate(self, source) -> list[Problem]:
-        return self.control_plane.validate(from_source(source))
+    def validate(self, source, field_validation: str = "Warn") -> list[Problem]:
+        """Every problem an apply of `source` would be refused for (unreadable documents included)."""
+        documents, problems = from_source_with_problems(source)
+        return in_document_order(problems + self.control_plane.validate(documents, field_validation))
 
     def delete(self, kind: str, name: str, namespace: str = "default") -> str:
         line = self.control_plane.delete(resolve_kind(kind), name, namespace)

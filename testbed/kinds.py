@@ -73,8 +73,9 @@ def _convert_legacy_backend(backend: dict) -> dict:
         return backend
     converted = {k: v for k, v in backend.items() if k not in ("serviceName", "servicePort")}
     port = backend.get("servicePort")
-    port_ref = {"name": port} if isinstance(port, str) and not port.isdigit() else \
-        ({"number": int(port)} if port is not None else {})
+    # Conversion (pkg/apis/networking/v1beta1 Convert_..._IngressBackend): an IntOrString's string is a
+    # port name, even "80"; only an integer is a number.
+    port_ref = {"name": port} if isinstance(port, str) else ({"number": port} if port is not None else {})
     converted["service"] = {"name": backend.get("serviceName"), "port": port_ref}
     return converted
 
@@ -167,8 +168,12 @@ def _default_service(obj: dict) -> None:
         return
     spec.setdefault("sessionAffinity", "None")
     spec.setdefault("internalTrafficPolicy", "Cluster")
-    if spec["type"] in ("NodePort", "LoadBalancer"):
+    # SetDefaults_Service: externally accessible Services (NodePort, LoadBalancer, ClusterIP with
+    # externalIPs) get externalTrafficPolicy Cluster.
+    if spec["type"] in ("NodePort", "LoadBalancer") or (spec["type"] == "ClusterIP" and spec.get("externalIPs")):
         spec.setdefault("externalTrafficPolicy", "Cluster")
+    if spec.get("clusterIPs") and not spec.get("clusterIP"):
+        spec["clusterIP"] = spec["clusterIPs"][0]   # the registry's normalizeClusterIPs
     if spec["type"] == "LoadBalancer":
         spec.setdefault("allocateLoadBalancerNodePorts", True)
     if spec.get("sessionAffinity") == "ClientIP":
@@ -180,8 +185,8 @@ def _default_service(obj: dict) -> None:
     for port in spec.get("ports") or []:
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")
-            if "targetPort" not in port and "port" in port:
-                port["targetPort"] = port["port"]
+            if port.get("targetPort") in (None, 0, "") and "port" in port:
+                port["targetPort"] = port["port"]   # SetDefaults_Service: unset, 0 and "" mean the port
 
 
 def _default_deployment(obj: dict) -> None:
@@ -264,8 +269,9 @@ DEFAULTERS = {
 def apply_defaults(obj: dict) -> dict:
     """Fill in what the API server defaults, in place; returns obj."""
     metadata = obj.setdefault("metadata", {})
-    if isinstance(metadata, dict) and KINDS.get(obj.get("kind", "")) and KINDS[obj["kind"]].namespaced:
-        metadata.setdefault("namespace", "default")
+    if isinstance(metadata, dict) and KINDS.get(obj.get("kind", "")) and KINDS[obj["kind"]].namespaced \
+            and not metadata.get("namespace"):
+        metadata["namespace"] = "default"   # "" and null mean the default namespace, as for kubectl
     defaulter = DEFAULTERS.get(obj.get("kind", ""))
     if defaulter and isinstance(obj.get("spec", {}), dict):
         defaulter(obj)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import json
 import re
 from typing import Any, Callable
+
+from .errors import echo as fmt
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -23,6 +26,9 @@ CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 PERCENT = re.compile(r"^[0-9]+%$")
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+TOTAL_ANNOTATION_SIZE = 256 * 1024      # apimachinery ValidateAnnotationsSize
+MAX_SECRET_SIZE = 1024 * 1024           # core.MaxSecretSize (Secrets and ConfigMaps)
+IP_FAMILY_POLICIES = ("PreferDualStack", "RequireDualStack", "SingleStack")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
 
@@ -32,11 +38,6 @@ MSG_DNS1123_SUBDOMAIN = ("a lowercase RFC 1123 subdomain must consist of lower c
                          "'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')")
 MSG_DNS1035_LABEL = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
                      "an alphabetic character, and end with an alphanumeric character (e.g. 'my-name', or 'abc-123')")
-
-
-def fmt(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value).replace("'", '"') if not isinstance(value, bool) \
-        else str(value).lower()
 
 
 class FieldErrors:
@@ -120,6 +121,48 @@ def check_ipv4(errors: FieldErrors, path: str, value: Any) -> bool:
         return False
 
 
+def special_ip_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """validation.go ValidateNonSpecialIP (external IPs, endpoint addresses)."""
+    if ip.is_unspecified:
+        return f"may not be unspecified ({ip})"
+    if ip.is_loopback:
+        return "may not be in the loopback range (127.0.0.0/8, ::1/128)"
+    if ip.is_link_local:
+        return "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
+    if ip in LINK_LOCAL_MULTICAST_V4 or (ip.version == 6 and ip in LINK_LOCAL_MULTICAST_V6):
+        return "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
+    return None
+
+
+LINK_LOCAL_MULTICAST_V4 = ipaddress.IPv4Network("224.0.0.0/24")
+LINK_LOCAL_MULTICAST_V6 = ipaddress.IPv6Network("ff02::/16")
+
+
+def check_endpoint_ip(errors: FieldErrors, path: str, value: Any, version: int = 4) -> bool:
+    """A valid address of the family, and not a special one (validation.go ValidateEndpointIP)."""
+    try:
+        ip = ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
+    except (ipaddress.AddressValueError, ValueError, TypeError):
+        errors.invalid(path, value, "must be a valid IPv4 address, (e.g. 10.9.8.7)" if version == 4 else
+                       "must be a valid IPv6 address, (e.g. 2001:db8::1)")
+        return False
+    problem = special_ip_problem(ip)
+    if problem:
+        errors.invalid(path, value, problem)
+        return False
+    return True
+
+
+def name_problem(name: str, rule: str) -> str | None:
+    """Why `name` breaks a kind's name rule (None when it does not)."""
+    ok, message = {
+        "dns1123-subdomain": (is_dns1123_subdomain, MSG_DNS1123_SUBDOMAIN),
+        "dns1123-label": (is_dns1123_label, MSG_DNS1123_LABEL),
+        "dns1035-label": (is_dns1035_label, MSG_DNS1035_LABEL),
+    }[rule]
+    return None if ok(name) else message
+
+
 def _check_string_map(errors: FieldErrors, path: str, mapping: Any, check_value=None) -> None:
     """Labels and annotations: qualified-name keys, string values (checked further if asked)."""
     if mapping is None:
@@ -167,14 +210,11 @@ def check_metadata(errors: FieldErrors, obj: dict, name_rule: str, namespaced: b
         return
     name = meta.get("name")
     if not name:
-        errors.required("metadata.name", "name or generateName is required")
+        if not meta.get("generateName"):   # an invalid generateName is reported where names are generated
+            errors.required("metadata.name", "name or generateName is required")
     else:
-        ok, message = {
-            "dns1123-subdomain": (is_dns1123_subdomain, MSG_DNS1123_SUBDOMAIN),
-            "dns1123-label": (is_dns1123_label, MSG_DNS1123_LABEL),
-            "dns1035-label": (is_dns1035_label, MSG_DNS1035_LABEL),
-        }[name_rule]
-        if not ok(name):
+        message = name_problem(name, name_rule)
+        if message:
             errors.invalid("metadata.name", name, message)
     if namespaced:
         namespace = meta.get("namespace")
@@ -182,6 +222,11 @@ def check_metadata(errors: FieldErrors, obj: dict, name_rule: str, namespaced: b
             errors.invalid("metadata.namespace", namespace, MSG_DNS1123_LABEL)
     check_labels(errors, "metadata.labels", meta.get("labels"))
     check_annotations(errors, "metadata.annotations", meta.get("annotations"))
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict):   # ValidateAnnotationsSize: keys and values, in bytes
+        size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in annotations.items())
+        if size > TOTAL_ANNOTATION_SIZE:
+            errors.add("metadata.annotations", f"Too long: must have at most {TOTAL_ANNOTATION_SIZE} bytes")
 
 
 def as_list(errors: FieldErrors, path: str, value: Any) -> list:
@@ -202,8 +247,9 @@ def as_dict(errors: FieldErrors, path: str, value: Any) -> dict:
     return value
 
 
-def int_or_percent(errors: FieldErrors, path: str, value: Any) -> float | int | None:
-    """maxSurge/maxUnavailable: a non-negative integer or a percentage string."""
+def int_or_percent(errors: FieldErrors, path: str, value: Any, at_most_100: bool = True) -> float | int | None:
+    """maxSurge/maxUnavailable: a non-negative integer or a percentage string (ValidatePositiveIntOrPercent;
+    IsNotMoreThan100Percent only for maxUnavailable)."""
     if isinstance(value, bool):
         errors.invalid(path, value, "must be an integer or percentage (e.g '5%')")
         return None
@@ -214,7 +260,7 @@ def int_or_percent(errors: FieldErrors, path: str, value: Any) -> float | int | 
         return value
     if isinstance(value, str) and PERCENT.match(value):
         percent = int(value[:-1])
-        if percent > 100:
+        if percent > 100 and at_most_100:
             errors.invalid(path, value, "must not be greater than 100%")
         return percent / 100.0
     errors.invalid(path, value, "a valid percent string must be a numeric string followed by an ending '%' "
@@ -254,6 +300,32 @@ def check_probe(errors: FieldErrors, path: str, probe: Any, port_names: set[str]
         errors.invalid(f"{path}.initialDelaySeconds", delay, "must be greater than or equal to 0")
 
 
+STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+
+
+def check_resources(errors: FieldErrors, path: str, resources: Any) -> None:
+    """ValidateResourceRequirements: known or domain-qualified names, non-negative, requests <= limits."""
+    if not isinstance(resources, dict):
+        return
+    from .schema import quantity_value
+    values: dict[str, dict] = {}
+    for part in ("limits", "requests"):
+        for name, quantity in (resources.get(part) or {}).items():
+            qpath = f"{path}.{part}[{name}]"
+            if name not in STANDARD_RESOURCES and not name.startswith("hugepages-") and "/" not in name:
+                errors.invalid(qpath, name, "must be a standard resource type or fully qualified")
+                continue
+            value = quantity_value(quantity)
+            if value < 0:
+                errors.invalid(qpath, quantity, "must be greater than or equal to 0")
+                continue
+            values.setdefault(part, {})[name] = (value, quantity)
+    for name, (request, text) in (values.get("requests") or {}).items():
+        limit = (values.get("limits") or {}).get(name)
+        if limit is not None and request > limit[0]:
+            errors.invalid(f"{path}.requests[{name}]", text, f"must be less than or equal to {name} limit of {limit[1]}")
+
+
 def check_pod_spec(errors: FieldErrors, path: str, spec: Any) -> None:
     spec = as_dict(errors, path, spec)
     containers = as_list(errors, f"{path}.containers", spec.get("containers"))
@@ -276,6 +348,7 @@ def check_pod_spec(errors: FieldErrors, path: str, spec: Any) -> None:
             container_names.add(name)
         if not container.get("image"):
             errors.required(f"{cpath}.image")
+        check_resources(errors, f"{cpath}.resources", container.get("resources"))
         for field in ("command", "args"):
             value = container.get(field)
             if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
@@ -324,6 +397,13 @@ def check_pod_spec(errors: FieldErrors, path: str, spec: Any) -> None:
 
 def validate_pod(obj: dict, errors: FieldErrors) -> None:
     check_pod_spec(errors, "spec", obj.get("spec"))
+    # validateContainersOnlyForPod: a pod's images (not a template's: " " is a token there for some
+    # tools) may not have leading or trailing whitespace; spaces inside are the kubelet's
+    # InvalidImageName, not the API server's business.
+    for i, container in enumerate((obj.get("spec") or {}).get("containers") or []):
+        image = container.get("image") if isinstance(container, dict) else None
+        if isinstance(image, str) and image and image != image.strip():
+            errors.invalid(f"spec.containers[{i}].image", image, "must not have leading or trailing whitespace")
 
 
 def selector_matches(selector: dict, labels: dict) -> bool:
@@ -403,6 +483,15 @@ def check_workload(errors: FieldErrors, obj: dict, map_selector: bool = False) -
 def validate_deployment(obj: dict, errors: FieldErrors) -> None:
     check_workload(errors, obj)
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    min_ready = spec.get("minReadySeconds", 0)
+    if min_ready < 0:
+        errors.invalid("spec.minReadySeconds", min_ready, "must be greater than or equal to 0")
+    deadline = spec.get("progressDeadlineSeconds")
+    if deadline is not None:   # ValidateDeploymentSpec
+        if deadline < 0:
+            errors.invalid("spec.progressDeadlineSeconds", deadline, "must be greater than or equal to 0")
+        elif deadline <= min_ready:
+            errors.invalid("spec.progressDeadlineSeconds", deadline, "must be greater than minReadySeconds")
     limit = spec.get("revisionHistoryLimit")
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         errors.invalid("spec.revisionHistoryLimit", limit, "must be greater than or equal to 0")
@@ -414,7 +503,8 @@ def validate_deployment(obj: dict, errors: FieldErrors) -> None:
         errors.forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'")
     elif kind == "RollingUpdate":
         rolling = as_dict(errors, "spec.strategy.rollingUpdate", strategy.get("rollingUpdate"))
-        surge = int_or_percent(errors, "spec.strategy.rollingUpdate.maxSurge", rolling.get("maxSurge", "25%"))
+        surge = int_or_percent(errors, "spec.strategy.rollingUpdate.maxSurge", rolling.get("maxSurge", "25%"),
+                               at_most_100=False)
         unavailable = int_or_percent(errors, "spec.strategy.rollingUpdate.maxUnavailable",
                                      rolling.get("maxUnavailable", "25%"))
         if surge == 0 and unavailable == 0:
@@ -424,6 +514,9 @@ def validate_deployment(obj: dict, errors: FieldErrors) -> None:
 
 def validate_replicaset(obj: dict, errors: FieldErrors) -> None:
     check_workload(errors, obj)
+    min_ready = (obj.get("spec") or {}).get("minReadySeconds", 0)
+    if min_ready < 0:
+        errors.invalid("spec.minReadySeconds", min_ready, "must be greater than or equal to 0")
 
 
 def validate_replication_controller(obj: dict, errors: FieldErrors) -> None:
@@ -449,13 +542,21 @@ def validate_service(obj: dict, errors: FieldErrors, *, node_port_range: tuple[i
             errors.invalid("spec.externalName", external_name, MSG_DNS1123_SUBDOMAIN)
         if spec.get("clusterIP") not in (None, ""):
             errors.forbidden("spec.clusterIP", "may not be set for ExternalName services")
+        for field in ("clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+            if spec.get(field):
+                errors.forbidden(f"spec.{field}", "may not be set for ExternalName services")
     cluster_ip = spec.get("clusterIP")
     headless = cluster_ip == "None"
     if cluster_ip not in (None, "", "None") and service_type != "ExternalName":
         if check_ipv4(errors, "spec.clusterIP", cluster_ip):
-            if ipaddress.IPv4Address(cluster_ip) not in ipaddress.IPv4Network(service_cidr):
+            network = ipaddress.IPv4Network(service_cidr)
+            # The allocator's range leaves out the network and broadcast addresses (ipallocator.NewCIDRRange).
+            if ipaddress.IPv4Address(cluster_ip) not in network or \
+                    ipaddress.IPv4Address(cluster_ip) in (network.network_address, network.broadcast_address):
                 errors.invalid("spec.clusterIP", cluster_ip,
                                f"provided IP is not in the valid range. The range of valid IPs is {service_cidr}")
+    if service_type != "ExternalName":
+        check_cluster_ips_and_families(errors, spec)
     if headless and service_type in ("NodePort", "LoadBalancer"):
         errors.invalid("spec.clusterIP", cluster_ip, f'may not be set to "None" for {service_type} services')
     ports = as_list(errors, "spec.ports", spec.get("ports"))
@@ -485,12 +586,12 @@ def validate_service(obj: dict, errors: FieldErrors, *, node_port_range: tuple[i
                 errors.duplicate(ppath, {"port": port["port"], "protocol": protocol})
             seen_ports.add(key)
         target = port.get("targetPort")
-        if isinstance(target, str) and not target.isdigit():
+        if isinstance(target, str):   # ValidatePortNumOrName: a string is a port name, "8080" included
             problem = iana_svc_name_problem(target)
             if problem:
                 errors.invalid(f"{ppath}.targetPort", target, problem)
         elif target is not None:
-            check_port_number(errors, f"{ppath}.targetPort", int(target) if isinstance(target, str) else target)
+            check_port_number(errors, f"{ppath}.targetPort", target)
         node_port = port.get("nodePort")
         if node_port not in (None, 0):
             if service_type not in ("NodePort", "LoadBalancer"):
@@ -526,33 +627,88 @@ def validate_service(obj: dict, errors: FieldErrors, *, node_port_range: tuple[i
         value = spec.get(field)
         if value is not None and value not in allowed:
             errors.unsupported(f"spec.{field}", value, allowed)
-    if spec.get("externalTrafficPolicy") is not None and service_type not in ("NodePort", "LoadBalancer") \
+    # validateServiceExternalTrafficPolicy: apiservice.ExternallyAccessible is NodePort, LoadBalancer,
+    # or ClusterIP with externalIPs.
+    externally_accessible = service_type in ("NodePort", "LoadBalancer") or \
+        (service_type == "ClusterIP" and bool(spec.get("externalIPs")))
+    if spec.get("externalTrafficPolicy") is not None and not externally_accessible \
             and service_type != "ExternalName":
         errors.invalid("spec.externalTrafficPolicy", spec["externalTrafficPolicy"],
                        "may only be set for externally-accessible services")
+    needs_health_check = service_type == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+    health_port = spec.get("healthCheckNodePort")
+    if health_port not in (None, 0) and not needs_health_check:
+        errors.invalid("spec.healthCheckNodePort", health_port,
+                       "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'")
+    elif health_port not in (None, 0) and not node_port_range[0] <= health_port <= node_port_range[1]:
+        errors.invalid("spec.healthCheckNodePort", health_port,
+                       f"provided port is not in the valid range. The range of valid ports is "
+                       f"{node_port_range[0]}-{node_port_range[1]}")
     for i, ip in enumerate(as_list(errors, "spec.externalIPs", spec.get("externalIPs"))):
-        check_ipv4(errors, f"spec.externalIPs[{i}]", ip)
+        check_endpoint_ip(errors, f"spec.externalIPs[{i}]", ip)
     if spec.get("loadBalancerIP"):
         if service_type != "LoadBalancer":
             errors.forbidden("spec.loadBalancerIP", "may only be used when `type` is 'LoadBalancer'")
         else:
             check_ipv4(errors, "spec.loadBalancerIP", spec["loadBalancerIP"])
-    for i, cidr in enumerate(as_list(errors, "spec.loadBalancerSourceRanges", spec.get("loadBalancerSourceRanges"))):
+    for field in ("allocateLoadBalancerNodePorts", "loadBalancerClass"):
+        if spec.get(field) is not None and service_type != "LoadBalancer":
+            errors.forbidden(f"spec.{field}", "may only be used when `type` is 'LoadBalancer'")
+    if spec.get("loadBalancerClass") is not None and service_type == "LoadBalancer":
+        check_qualified_name(errors, "spec.loadBalancerClass", spec["loadBalancerClass"])
+    ranges = as_list(errors, "spec.loadBalancerSourceRanges", spec.get("loadBalancerSourceRanges"))
+    if ranges and service_type != "LoadBalancer":
+        # validation.go names this field with a capital L (a historical accident kept there).
+        errors.forbidden("spec.LoadBalancerSourceRanges", "may only be used when `type` is 'LoadBalancer'")
+    for i, cidr in enumerate(ranges):
         try:
-            ipaddress.IPv4Network(cidr, strict=False)
+            ipaddress.ip_network(cidr.strip(), strict=False)
         except (ValueError, TypeError):
             errors.invalid(f"spec.loadBalancerSourceRanges[{i}]", cidr,
                            "must be a list of IP ranges. For example, 10.240.0.0/24,10.250.0.0/24 ")
 
 
+def check_cluster_ips_and_families(errors: FieldErrors, spec: dict) -> None:
+    """validateServiceClusterIPsRelatedFields and validateIPFamilyPolicy, on this single-stack IPv4
+    cluster (the registry refuses IPv6 and dual-stack requests: "not configured on this cluster")."""
+    cluster_ips = spec.get("clusterIPs") or []
+    cluster_ip = spec.get("clusterIP")
+    if cluster_ips and cluster_ip and cluster_ip != cluster_ips[0]:
+        errors.invalid("spec.clusterIPs", cluster_ips, "first value must match `clusterIP`")
+    elif len(cluster_ips) > 2:
+        errors.invalid("spec.clusterIPs", cluster_ips, "may only hold up to 2 values")
+    elif len(cluster_ips) == 2:
+        errors.invalid("spec.clusterIPs[1]", cluster_ips[1], "this cluster is not configured for dual-stack services")
+    policy = spec.get("ipFamilyPolicy")
+    if policy is not None and policy not in IP_FAMILY_POLICIES:
+        errors.unsupported("spec.ipFamilyPolicy", policy, IP_FAMILY_POLICIES)
+    elif policy == "RequireDualStack":
+        errors.invalid("spec.ipFamilyPolicy", policy, "this cluster is not configured for dual-stack services")
+    families = spec.get("ipFamilies") or []
+    seen: set[str] = set()
+    for i, family in enumerate(families):
+        if family not in ("IPv4", "IPv6"):
+            errors.unsupported(f"spec.ipFamilies[{i}]", family, ("IPv4", "IPv6"))
+        elif family in seen:
+            errors.duplicate(f"spec.ipFamilies[{i}]", family)
+        elif family == "IPv6":
+            errors.invalid(f"spec.ipFamilies[{i}]", family, "not configured on this cluster")
+        seen.add(family)
+    if len(families) > 2:
+        errors.invalid("spec.ipFamilies", families, "may be either a single or dual stack")
+
+
 def validate_endpoints(obj: dict, errors: FieldErrors) -> None:
+    """validateEndpointSubsets: every subset has addresses, every address is a real one."""
     for i, subset in enumerate(as_list(errors, "subsets", obj.get("subsets"))):
         spath = f"subsets[{i}]"
         subset = as_dict(errors, spath, subset)
+        if not subset.get("addresses") and not subset.get("notReadyAddresses"):
+            errors.required(spath, "must specify `addresses` or `notReadyAddresses`")
         for field in ("addresses", "notReadyAddresses"):
             for j, address in enumerate(as_list(errors, f"{spath}.{field}", subset.get(field))):
                 address = as_dict(errors, f"{spath}.{field}[{j}]", address)
-                check_ipv4(errors, f"{spath}.{field}[{j}].ip", address.get("ip"))
+                check_endpoint_ip(errors, f"{spath}.{field}[{j}].ip", address.get("ip"))
                 hostname = address.get("hostname")
                 if hostname is not None and not is_dns1123_label(hostname):
                     errors.invalid(f"{spath}.{field}[{j}].hostname", hostname, MSG_DNS1123_LABEL)
@@ -562,8 +718,11 @@ def validate_endpoints(obj: dict, errors: FieldErrors) -> None:
             check_port_number(errors, f"{spath}.ports[{j}].port", port.get("port"))
             if port.get("protocol", "TCP") not in PROTOCOLS:
                 errors.unsupported(f"{spath}.ports[{j}].protocol", port.get("protocol"), PROTOCOLS)
-            if len(ports) > 1 and not port.get("name"):
+            name = port.get("name")
+            if len(ports) > 1 and not name:
                 errors.required(f"{spath}.ports[{j}].name")
+            elif name and not is_dns1123_label(name):
+                errors.invalid(f"{spath}.ports[{j}].name", name, MSG_DNS1123_LABEL)
 
 
 def validate_endpoint_slice(obj: dict, errors: FieldErrors) -> None:
@@ -578,15 +737,31 @@ def validate_endpoint_slice(obj: dict, errors: FieldErrors) -> None:
         addresses = as_list(errors, f"endpoints[{i}].addresses", endpoint.get("addresses"))
         if not addresses:
             errors.required(f"endpoints[{i}].addresses", "must contain at least 1 address")
-        for j, address in enumerate(addresses):
-            if address_type == "IPv4":
-                check_ipv4(errors, f"endpoints[{i}].addresses[{j}]", address)
+        for j, address in enumerate(addresses):   # validateEndpoints: each address of the slice's type
+            apath = f"endpoints[{i}].addresses[{j}]"
+            if address_type in ("IPv4", "IPv6"):
+                check_endpoint_ip(errors, apath, address, 4 if address_type == "IPv4" else 6)
+            elif address_type == "FQDN" and not is_fqdn(address):
+                errors.invalid(apath, address, "a valid FQDN must consist of at least two labels, each a lowercase "
+                               "RFC 1123 label")
+    port_names: set[str] = set()
     for i, port in enumerate(as_list(errors, "ports", obj.get("ports"))):
         port = as_dict(errors, f"ports[{i}]", port)
         if port.get("port") is not None:
             check_port_number(errors, f"ports[{i}].port", port.get("port"))
         if port.get("protocol", "TCP") not in PROTOCOLS:
             errors.unsupported(f"ports[{i}].protocol", port.get("protocol"), PROTOCOLS)
+        name = port.get("name") or ""
+        if name and not is_dns1123_label(name):
+            errors.invalid(f"ports[{i}].name", name, MSG_DNS1123_LABEL)
+        elif name in port_names:
+            errors.duplicate(f"ports[{i}].name", name)
+        port_names.add(name)
+
+
+def is_fqdn(value: Any) -> bool:
+    """apimachinery IsFullyQualifiedDomainName: a subdomain of at least two labels."""
+    return isinstance(value, str) and is_dns1123_subdomain(value.rstrip(".")) and "." in value.rstrip(".")
 
 
 # ------------------------------------------------------------------------------------------
@@ -624,6 +799,16 @@ def check_ingress_backend(errors: FieldErrors, path: str, backend: Any) -> None:
     if service is not None and resource is not None:
         errors.invalid(path, "", "cannot set both service and resource backends")
         return
+    if resource is not None:   # validateIngressTypedLocalObjectReference
+        resource = as_dict(errors, f"{path}.resource", resource)
+        if resource.get("apiGroup") is not None and not is_dns1123_subdomain(resource["apiGroup"]):
+            errors.invalid(f"{path}.resource.apiGroup", resource["apiGroup"], MSG_DNS1123_SUBDOMAIN)
+        for part in ("kind", "name"):
+            value = resource.get(part)
+            if not value:
+                errors.required(f"{path}.resource.{part}", f"{part} is required")
+            elif value in (".", "..") or "/" in value or "%" in value:
+                errors.invalid(f"{path}.resource.{part}", value, "may not be '.' or '..' or contain '/' or '%'")
     if service is not None:
         service = as_dict(errors, f"{path}.service", service)
         name = service.get("name")
@@ -706,34 +891,67 @@ def validate_ingress_class(obj: dict, errors: FieldErrors) -> None:
 # Secrets, ConfigMaps, Namespaces
 # ------------------------------------------------------------------------------------------
 
-def check_config_keys(errors: FieldErrors, path: str, data: Any, base64_values: bool) -> dict:
+def check_config_keys(errors: FieldErrors, path: str, data: Any, base64_values: bool) -> int:
+    """IsConfigMapKey for every key; returns the data's size in bytes (base64 values decoded; the
+    decoder (schema.py) has checked that they are base64)."""
+    from .schema import base64_length
     data = as_dict(errors, path, data)
+    size = 0
     for key, value in data.items():
         if not isinstance(key, str) or len(key) > 253 or not CONFIG_KEY.match(key) or key in (".", ".."):
             errors.invalid(path, key, "a valid config key must consist of alphanumeric characters, '-', '_' or '.'")
             continue
         if not isinstance(value, str):
             errors.type_error(f"{path}[{key}]", value, "a string")
-        elif base64_values:
-            try:
-                base64.b64decode(value, validate=True)
-            except (binascii.Error, ValueError):
-                errors.invalid(f"{path}[{key}]", "<secret contents redacted>", "illegal base64 data")
-    return data
+            continue
+        size += base64_length(value) if base64_values else len(value.encode())
+    return size
+
+
+# Keys each Secret type requires (ValidateSecret); stringData counts, as it is merged into data.
+SECRET_TYPE_KEYS = {
+    "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+    "kubernetes.io/dockercfg": (".dockercfg",),
+    "kubernetes.io/ssh-auth": ("ssh-privatekey",),
+    "kubernetes.io/tls": ("tls.crt", "tls.key"),
+}
 
 
 def validate_secret(obj: dict, errors: FieldErrors) -> None:
-    data = check_config_keys(errors, "data", obj.get("data"), base64_values=True)
-    string_data = check_config_keys(errors, "stringData", obj.get("stringData"), base64_values=False)
-    if obj.get("type") == "kubernetes.io/tls":
-        for key in ("tls.crt", "tls.key"):
-            if key not in data and key not in string_data:
-                errors.required(f"data[{key}]")
+    data = as_dict(errors, "data", obj.get("data"))
+    string_data = as_dict(errors, "stringData", obj.get("stringData"))
+    size = check_config_keys(errors, "data", data, base64_values=True)
+    size += check_config_keys(errors, "stringData", string_data, base64_values=False)
+    if size > MAX_SECRET_SIZE:
+        errors.add("data", f"Too long: must have at most {MAX_SECRET_SIZE} bytes")
+    secret_type = obj.get("type")
+    for key in SECRET_TYPE_KEYS.get(secret_type, ()):
+        if key not in data and key not in string_data:
+            errors.required(f"data[{key}]")
+    if secret_type == "kubernetes.io/basic-auth" and not any(
+            k in data or k in string_data for k in ("username", "password")):
+        errors.required("data[username]")
+    if secret_type in ("kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"):
+        key = ".dockerconfigjson" if secret_type.endswith("json") else ".dockercfg"
+        text = string_data.get(key) if key in string_data else data.get(key)
+        if isinstance(text, str):
+            try:
+                json.loads(text if key in string_data else base64.b64decode("".join(text.split())))
+            except (ValueError, binascii.Error) as err:
+                errors.invalid(f"data[{key}]", "<secret contents redacted>", str(err).split(":")[0])
 
 
 def validate_configmap(obj: dict, errors: FieldErrors) -> None:
-    check_config_keys(errors, "data", obj.get("data"), base64_values=False)
-    check_config_keys(errors, "binaryData", obj.get("binaryData"), base64_values=True)
+    """ValidateConfigMap: valid keys, none in both data and binaryData, at most 1 MiB in all."""
+    data = as_dict(errors, "data", obj.get("data"))
+    binary = as_dict(errors, "binaryData", obj.get("binaryData"))
+    size = check_config_keys(errors, "data", data, base64_values=False)
+    size += check_config_keys(errors, "binaryData", binary, base64_values=True)
+    for key in binary:
+        if key in data:
+            errors.invalid(f"binaryData[{key}]", key, f"duplicate of key present in data[{key}]")
+    if size > MAX_SECRET_SIZE:
+        errors.add("", f"Too long: must have at most {MAX_SECRET_SIZE} bytes")
 
 
 def validate_namespace(obj: dict, errors: FieldErrors) -> None:

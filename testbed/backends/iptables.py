@@ -540,6 +540,24 @@ def parse_save(text: str) -> SavedState:
                       {t: tuple(r) for t, r in builtin.items()})
 
 
+def empty_tables(save_text: str) -> list[str]:
+    """Tables of iptables-save output with no rule, no chain of their own and only ACCEPT policies."""
+    tables: dict[str, bool] = {}
+    table = ""
+    for line in save_text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+            tables[table] = True
+        elif line.startswith(":") and table:
+            name, policy = (line[1:].split() + ["-"])[:2]
+            if name not in _BUILTIN_CHAINS.get(table, ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")) \
+                    or policy != "ACCEPT":
+                tables[table] = False
+        elif line.startswith("-A ") and table:
+            tables[table] = False
+    return [name for name, empty in tables.items() if empty]
+
+
 def cleanup_text(saved: SavedState) -> str:
     """Restore input that removes every jump to, and every chain of, this proxier."""
     owned_filter = set(FILTER_TOP_CHAINS)
@@ -625,10 +643,16 @@ class IptablesProxier:
         return parse_save(self.runner.run([self.save_command]).stdout)
 
     def cleanup(self) -> None:
-        """Remove the jumps and every chain this proxier (or an earlier one) installed."""
+        """Remove the jumps and every chain this proxier (or an earlier one) installed, and, with
+        iptables-nft, the tables it left empty (they are nft tables that did not exist before: a
+        node switched to another mode must look like a fresh one; iptables-legacy's tables cannot
+        be removed and are invisible to the nft tools)."""
         text = cleanup_text(self.read_state())
         if text:
             self.runner.run([self.restore_command, "-w", "5", "--noflush"], input=text)
+        if "nf_tables" in self.runner.run([self.save_command, "--version"], check=False).stdout:
+            for table in empty_tables(self.runner.run([self.save_command]).stdout):
+                self.runner.run(["nft", "delete", "table", "ip", table], check=False)
         self._in_sync, self._installed_chains, self._large_cluster = False, frozenset(), None
 
     def stop(self) -> None:

@@ -41,6 +41,18 @@ class IPRange:
         if ip:
             self.used.discard(int(ipaddress.IPv4Address(ip)))
 
+    def pick_free(self, exclude: set[str]) -> str:
+        """A free address not in `exclude`, chosen as `allocate` would, without taking it."""
+        for _ in range(64):
+            value = self.rng.randint(self.first, self.last)
+            if value not in self.used and str(ipaddress.IPv4Address(value)) not in exclude:
+                return str(ipaddress.IPv4Address(value))
+        value = next((v for v in range(self.first, self.last + 1)
+                      if v not in self.used and str(ipaddress.IPv4Address(v)) not in exclude), None)
+        if value is None:
+            raise AllocationError("range is full")
+        return str(ipaddress.IPv4Address(value))
+
     def allocate(self) -> str:
         if len(self.used) >= self.size:
             raise AllocationError("range is full")
@@ -94,6 +106,18 @@ class PortAllocator:
     def release(self, port: int | None) -> None:
         if port:
             self.used.discard(port)
+
+    def pick_free(self, exclude: set[int]) -> int:
+        """A free port not in `exclude`, chosen as `allocate` would, without taking it (a batch plans
+        all its ports first: one pass, not a retry per port already planned)."""
+        for _ in range(64):
+            port = self.rng.randint(self.first, self.last)
+            if port not in self.used and port not in exclude:
+                return port
+        port = next((p for p in range(self.first, self.last + 1) if p not in self.used and p not in exclude), None)
+        if port is None:
+            raise AllocationError("range is full")
+        return port
 
     def allocate(self) -> int:
         if len(self.used) > self.last - self.first:

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from ..net import addressing
 
+PENDING_PODS = 10_000
+
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -25,6 +27,10 @@ class ClusterConfig:
     seed: int | None = None
     cluster_dns: bool = True        # kube-dns Service (.10) and the coredns Deployment in kube-system
     dns_replicas: int = 2
+    # At most this many pods exist at once, Pending ones included: the testbed's stand-in for etcd's
+    # storage quota, so that `replicas: 2147483647` ends in a FailedCreate event, not in a hang.
+    # None: every pod IP the nodes have (253 per /24 node) plus PENDING_PODS that wait for one.
+    max_pods: int | None = None
 
     @classmethod
     def for_nodes(cls, names: list[str], **kwargs) -> "ClusterConfig":

@@ -7,20 +7,28 @@ selector) keep each step proportional to what changed, so 10,000 Services stay f
 """
 from __future__ import annotations
 
+import ipaddress
+import operator
 import random
 import threading
+import warnings
 from collections import defaultdict, deque
-from typing import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from typing import Callable, Iterable, Iterator
 
-from ..errors import ManifestError, Problem, TestbedError
+from .. import schema
+from ..errors import ArgumentError, ManifestError, Problem, TestbedError, echo
 from ..kinds import KINDS, WRITABLE_KINDS, apply_defaults, to_storage_version
 from ..manifests import Document
 from ..store import DELETED, ObjectStore, WatchEvent, copy_object, now_rfc3339
-from ..validation import selector_matches, validate_object
+from ..validation import VALIDATORS, name_problem, selector_matches, validate_object
 from . import endpoints as endpoint_controller
 from . import scheduling, workloads
 from .allocators import ClusterIPAllocator, LoadBalancerPool, PodIPAM, PortAllocator
-from .config import ClusterConfig, NodeSpec
+from .config import PENDING_PODS, ClusterConfig, NodeSpec
+from .naming import random_suffix
 from .services import ServiceAdmission, release_service, sync_load_balancer
 
 # ingress-nginx: where an ingress-nginx installation keeps its ConfigMap (`nginx-configuration`, as in
@@ -29,7 +37,24 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease",
 # Fields `apply` compares to tell "configured" from "unchanged".
 CONTENT_FIELDS = ("spec", "data", "stringData", "binaryData", "type", "subsets", "endpoints", "ports",
                   "addressType", "immutable")
-QUEUE_PRIORITY = {"Deployment": 1, "Service": 2}  # everything else: 0 (first)
+QUEUE_PRIORITY = {"ReplicaSet": 1, "ReplicationController": 1, "Deployment": 2, "Service": 3}  # pods: 0 (first)
+# The NamespaceLifecycle admission plugin's immortal namespaces (plugin/pkg/admission/namespace/lifecycle).
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+# The API server's fieldValidation parameter (kubectl --validate=strict|warn|ignore).
+FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+INT32_MAX = 2**31 - 1
+SCALABLE_KINDS = ("Deployment", "ReplicaSet", "ReplicationController")
+
+
+class ManifestWarning(UserWarning):
+    """A problem that does not stop an apply (an unknown field under fieldValidation Warn)."""
+
+
+@dataclass
+class Review:
+    """What admission says about a batch: errors refuse it, warnings do not."""
+    errors: list[Problem] = dataclass_field(default_factory=list)
+    warnings: list[Problem] = dataclass_field(default_factory=list)
 
 
 class NotFound(TestbedError):
@@ -57,11 +82,15 @@ class ControlPlane:
         self.node_ports = PortAllocator(*config.node_port_range, self.rng)
         self.lb_pool = LoadBalancerPool(*config.lb_pool, self.rng)
         self.pod_ipam = PodIPAM({n.name: n.pod_cidr for n in config.nodes}, self.rng)
+        self.max_pods = config.max_pods if config.max_pods is not None else \
+            sum(r.size for r in self.pod_ipam.ranges.values()) + PENDING_PODS
         self.events: dict[tuple, list[dict]] = defaultdict(list)
-        # Work queues by priority: pods (scheduling, kubelet) and ReplicaSets act on a change before
+        self._events_undo: dict[tuple, list[dict]] | None = None   # inside an atomic change
+        # Work queues by priority: pods (scheduling, kubelet) act on a change before their ReplicaSets
+        # count them (so a ReplicaSet of 10,000 pods syncs once, not once per pod), ReplicaSets before
         # Deployments look at the result, and Service endpoint syncs come last, so a Service syncs
         # once for a batch of pods and a rollout never sees pods its ReplicaSets have not made yet.
-        self._queues: tuple[deque, ...] = (deque(), deque(), deque())
+        self._queues: tuple[deque, ...] = (deque(), deque(), deque(), deque())
         self._queued: set[tuple[str, tuple]] = set()
         # indexes
         # pod -> (labels, controller ownerReference or None, node): what its index entries were
@@ -69,12 +98,16 @@ class ControlPlane:
         self._pods_by_label: dict[tuple[str, str, str], set[str]] = defaultdict(set)
         self.pods_by_owner: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self.pods_by_node: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        # (controller uid, node) -> how many of its pods are there: the scheduler's spreading score
+        # in O(1), so 25,000 replicas schedule in linear time.
+        self.owned_on_node: dict[tuple[str, str], int] = defaultdict(int)
         self._rs_by_owner: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._service_selectors: dict[tuple[str, str], dict] = {}
         self._services_by_label: dict[tuple[str, str, str], set[str]] = defaultdict(set)
         self._slices_by_service: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._slice_owner: dict[tuple[str, str], str] = {}
-        self.store.watch(self._index_and_enqueue)
+        self._ip_waiters: dict[str, set[tuple[str, str]]] = defaultdict(set)   # node -> pods that found no IP
+        self.store.watch(self._index_and_enqueue, immediate=True)
         self._bootstrap()
 
     # ------------------------------------------------------------------------------------
@@ -136,6 +169,12 @@ class ControlPlane:
     def replica_sets_owned_by(self, uid: str) -> list[dict]:
         return [r for r in (self.store.get("ReplicaSet", ns, n) for ns, n in self._rs_by_owner.get(uid, ())) if r]
 
+    def pod_count_on(self, node: str) -> int:
+        return len(self.pods_by_node.get(node, ()))
+
+    def pods_on_node_owned(self, node: str, owner_uid: str) -> int:
+        return self.owned_on_node.get((owner_uid, node), 0)
+
     def pods_selected(self, namespace: str, selector: dict) -> list[dict]:
         """Pods in `namespace` whose labels match a map selector (via the label index)."""
         sets = [self._pods_by_label.get((namespace, k, v), set()) for k, v in selector.items()]
@@ -150,6 +189,8 @@ class ControlPlane:
 
     def record_event(self, obj: dict, type_: str, reason: str, message: str) -> None:
         key = (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        if self._events_undo is not None and key not in self._events_undo:
+            self._events_undo[key] = list(self.events.get(key, ()))
         events = self.events[key]
         events.append({"type": type_, "reason": reason, "message": message, "time": now_rfc3339()})
         del events[:-20]
@@ -208,6 +249,8 @@ class ControlPlane:
                 self._pods_by_label[(ns, k, v)].discard(name)
             if old_owner:
                 self.pods_by_owner[old_owner["uid"]].discard(key)
+                if old_node:
+                    self.owned_on_node[(old_owner["uid"], old_node)] -= 1
             if old_node:
                 self.pods_by_node[old_node].discard(key)
             if old_labels != new_labels:  # Services that selected the pod before, and no longer
@@ -225,6 +268,8 @@ class ControlPlane:
         if owner:
             self.pods_by_owner[owner["uid"]].add(key)
             self._enqueue(owner["kind"], (ns, owner["name"]))
+            if node:
+                self.owned_on_node[(owner["uid"], node)] += 1
         if node:
             self.pods_by_node[node].add(key)
         else:
@@ -280,21 +325,24 @@ class ControlPlane:
     # ------------------------------------------------------------------------------------
     # Admission and apply
     # ------------------------------------------------------------------------------------
-    def _prepare(self, doc: Document, problems: list[Problem]) -> dict | None:
-        """Recognise, convert, default and validate one document; None when it has problems."""
+    def _prepare(self, doc: Document, review: Review, field_validation: str) -> dict | None:
+        """Recognise, decode (types, as the API server's decoder does), convert, default and
+        validate one document; None when it has problems."""
         obj = doc.obj
         kind, name = doc.kind, doc.name
+        errors_before = len(review.errors)
 
-        def problem(field: str, reason: str) -> None:
-            problems.append(Problem(doc.source, kind, name, field, reason))
+        def problem(field_path: str, reason: str, warning: bool = False) -> None:
+            (review.warnings if warning else review.errors).append(Problem(doc.source, kind, name, field_path, reason))
 
         api_version = obj.get("apiVersion")
-        if not kind:
-            problem("kind", "Required value: every object needs a kind")
-            return None
-        if not api_version:
-            problem("apiVersion", "Required value: every object needs an apiVersion")
-            return None
+        for key, value in (("kind", obj.get("kind")), ("apiVersion", api_version)):
+            if value in (None, ""):
+                problem(key, f"Required value: every object needs {'a kind' if key == 'kind' else 'an apiVersion'}")
+                return None
+            if not isinstance(value, str):
+                problem(key, f"Invalid value: {echo(value)}: must be a string")
+                return None
         info = KINDS.get(kind)
         if info is None or kind not in WRITABLE_KINDS:
             problem("kind", f'Unsupported value: "{kind}": no matches for kind "{kind}" in version "{api_version}"'
@@ -304,41 +352,85 @@ class ControlPlane:
             problem("apiVersion", f'Unsupported value: "{api_version}": no matches for kind "{kind}" in version '
                     f'"{api_version}" (supported: {", ".join(info.group_versions)})')
             return None
-        if not isinstance(obj.get("metadata"), dict):
+        if obj.get("metadata") is None:
             problem("metadata", "Required value")
             return None
-        converted = apply_defaults(to_storage_version(copy_object(obj)))
-        for field, reason in validate_object(converted, namespaced=info.namespaced,
-                                             service_cidr=self.config.service_cidr,
-                                             node_port_range=self.config.node_port_range):
-            problem(field, reason)
+        decoded = schema.decode(obj, api_version, kind, doc.duplicates)
+        if field_validation != "Ignore":
+            for path, reason in decoded.duplicates:   # kubectl's strict YAML decoding refuses them
+                problem(path, reason)
+            for path in decoded.unknown:
+                problem(path, f'unknown field "{path}"', warning=field_validation == "Warn")
+        for path, reason in decoded.errors:
+            problem(path, reason)
+        if len(review.errors) > errors_before:
+            return None   # the decoder refuses the object before any validation rule runs
+        converted = decoded.obj
+        if not info.namespaced:
+            converted["metadata"].pop("namespace", None)   # the API server clears it on cluster-scoped kinds
+        converted = apply_defaults(to_storage_version(converted))
+        self._generate_name(converted, problem)
+        for field_path, reason in validate_object(converted, namespaced=info.namespaced,
+                                                  service_cidr=self.config.service_cidr,
+                                                  node_port_range=self.config.node_port_range):
+            problem(field_path, reason)
         converted["metadata"].pop("resourceVersion", None)
         converted.pop("status", None)  # status belongs to controllers, as in the API server
-        return converted
+        return None if len(review.errors) > errors_before else converted
 
-    def validate(self, documents: Iterable[Document]) -> list[Problem]:
-        """Every problem the batch would be rejected for; changes nothing."""
+    def _generate_name(self, obj: dict, problem: Callable[[str, str], None]) -> None:
+        """generateName: the API server appends 5 random characters (names.SimpleNameGenerator cuts the
+        prefix to 58 characters) before it validates the name."""
+        meta = obj["metadata"]
+        prefix = meta.get("generateName")
+        if meta.get("name") or not prefix:
+            return
+        # ValidateObjectMeta checks generateName as a name prefix: a trailing '-' is allowed.
+        message = name_problem(prefix[:-1] + "a" if prefix.endswith("-") else prefix, VALIDATORS[obj["kind"]][1])
+        if message:
+            problem("metadata.generateName", f"Invalid value: {echo(prefix)}: {message}")
+            return
+        namespace = meta.get("namespace", "") if KINDS[obj["kind"]].namespaced else ""
+        while True:
+            candidate = prefix[:58] + random_suffix(self.rng)
+            if self.store.get(obj["kind"], namespace, candidate) is None:
+                meta["name"] = candidate
+                return
+
+    def review(self, documents: Iterable[Document], field_validation: str = "Warn") -> Review:
+        """Every error the batch would be refused for, and every warning; changes nothing."""
         with self.lock:
-            problems, _ = self._admit(list(documents))
-            return problems
+            review, _ = self._admit(list(documents), field_validation)
+            return review
 
-    def _admit(self, documents: list[Document]) -> tuple[list[Problem], list[tuple[Document, dict, dict | None]]]:
-        problems: list[Problem] = []
+    def validate(self, documents: Iterable[Document], field_validation: str = "Warn") -> list[Problem]:
+        """Every problem the batch would be rejected for; changes nothing."""
+        return self.review(documents, field_validation).errors
+
+    def _admit(self, documents: list[Document], field_validation: str = "Warn") \
+            -> tuple[Review, list[tuple[Document, dict, dict | None]]]:
+        if field_validation not in FIELD_VALIDATION:
+            raise ArgumentError(f"field validation must be one of {', '.join(FIELD_VALIDATION)}, "
+                                f"not {echo(field_validation)}")
+        review = Review()
+        problems = review.errors
         admitted: list[tuple[Document, dict, dict | None]] = []
         new_namespaces: set[str] = set()
         seen: dict[tuple, str] = {}
         admission = ServiceAdmission(self)
+        new_pods = 0
         for doc in documents:
-            before = len(problems)
-            obj = self._prepare(doc, problems)
-            if obj is None or len(problems) > before:
+            if not isinstance(doc, Document) or not isinstance(doc.obj, dict):
+                raise ArgumentError(f"cannot admit a {type(doc).__name__}: give Documents (testbed.manifests)")
+            obj = self._prepare(doc, review, field_validation)
+            if obj is None:
                 continue
             kind, meta = obj["kind"], obj["metadata"]
             namespace = _namespace_of(obj)
             key = (kind, namespace, meta["name"])
             if key in seen:
                 problems.append(Problem(doc.source, kind, meta["name"], "metadata.name",
-                                        f"Duplicate value: \"{meta['name']}\": also defined at {seen[key]}"))
+                                        f"Duplicate value: {echo(meta['name'])}: also defined at {seen[key]}"))
                 continue
             seen[key] = doc.source
             if kind == "Namespace":
@@ -348,15 +440,24 @@ class ControlPlane:
                                         f'Not found: namespaces "{namespace}" not found'))
                 continue
             old = self.store.get(kind, namespace, meta["name"])
-            for field, reason in self._immutable_problems(obj, old):
-                problems.append(Problem(doc.source, kind, meta["name"], field, reason))
+            if kind == "Pod" and old is None:
+                new_pods += 1
+                if self.store.count("Pod") + new_pods > self.max_pods:
+                    problems.append(Problem(doc.source, kind, meta["name"], "", self.pod_quota_message()))
+                    continue
+            for field_path, reason in self._immutable_problems(obj, old):
+                problems.append(Problem(doc.source, kind, meta["name"], field_path, reason))
             if kind == "Service":
-                for field, reason in admission.plan(obj, old):
-                    problems.append(Problem(doc.source, kind, meta["name"], field, reason))
+                for field_path, reason in admission.plan(obj, old):
+                    problems.append(Problem(doc.source, kind, meta["name"], field_path, reason))
             admitted.append((doc, obj, old))
         if not problems:
             self._pending_admission = admission
-        return problems, admitted
+        return review, admitted
+
+    def pod_quota_message(self) -> str:
+        return (f"Forbidden: the cluster holds at most {self.max_pods} pods (ClusterConfig.max_pods, the "
+                "testbed's stand-in for etcd's storage quota)")
 
     @staticmethod
     def _immutable_problems(obj: dict, old: dict | None) -> list[tuple[str, str]]:
@@ -364,7 +465,7 @@ class ControlPlane:
             return []
         kind = obj["kind"]
         if kind in ("Deployment", "ReplicaSet") and obj["spec"].get("selector") != old["spec"].get("selector"):
-            return [("spec.selector", f"Invalid value: {obj['spec'].get('selector')}: field is immutable")]
+            return [("spec.selector", f"Invalid value: {echo(obj['spec'].get('selector'))}: field is immutable")]
         if kind == "Pod":
             strip = lambda spec: {**spec, "nodeName": None,  # noqa: E731 - local helper
                                   "containers": [{**c, "image": None} for c in spec.get("containers") or []]}
@@ -374,25 +475,54 @@ class ControlPlane:
             return [("data", "Forbidden: field is immutable when `immutable` is set")]
         return []
 
-    def apply(self, documents: Iterable[Document]) -> list[str]:
-        """Create or update every object, or none: returns kubectl's lines (`service/x created`)."""
+    def apply(self, documents: Iterable[Document], field_validation: str = "Warn") -> list[str]:
+        """Create or update every object, or none: returns kubectl's lines (`service/x created`).
+
+        All or nothing includes what the controllers do in reaction (ReplicaSets, pods, pod IPs,
+        endpoints, LoadBalancer IPs): if any of it fails, the store, the allocators and the events are
+        as they were. Warnings (unknown fields) are issued as ManifestWarning."""
         documents = list(documents)
         with self.lock:
-            problems, admitted = self._admit(documents)
-            if problems:
-                raise ManifestError(problems)
+            review, admitted = self._admit(documents, field_validation)
+            if review.errors:
+                raise ManifestError(review.errors)
+            for warning in review.warnings:
+                warnings.warn(ManifestWarning(str(warning)), stacklevel=2)
             admission = self._pending_admission
             results: list[str] = []
-            try:
-                with self.store.transaction():
-                    for _doc, obj, old in admitted:
-                        results.append(self._write(obj, old))
-                    admission.commit()
-            except BaseException:
-                self._rebuild_allocators()
-                raise
-            self._reconcile()
+            with self._atomic():
+                for _doc, obj, old in admitted:
+                    results.append(self._write(obj, old))
+                admission.commit()
             return results
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """A change and the controllers' reactions to it commit together, or not at all: a failure
+        rolls back the store, the allocators and the events, and is reported as an internal error."""
+        if self.store.in_transaction:   # nested: the outer change decides
+            yield
+            return
+        self._events_undo = {}
+        try:
+            with self.store.transaction():
+                yield
+                self._reconcile()
+        except BaseException as err:
+            for queue in self._queues:
+                queue.clear()
+            self._queued.clear()
+            for key, events in self._events_undo.items():
+                if events:
+                    self.events[key] = events
+                else:
+                    self.events.pop(key, None)
+            self._rebuild_allocators()
+            if isinstance(err, (TestbedError, KeyboardInterrupt, SystemExit)):
+                raise
+            raise TestbedError(f"internal error, nothing was changed: {type(err).__name__}: {err}") from err
+        finally:
+            self._events_undo = None
 
     def _write(self, obj: dict, old: dict | None) -> str:
         info = KINDS[obj["kind"]]
@@ -429,6 +559,15 @@ class ControlPlane:
         self.cluster_ips.used.clear()
         self.node_ports.used.clear()
         self.lb_pool.used.clear()
+        for ip_range in self.pod_ipam.ranges.values():
+            ip_range.used.clear()
+        self._ip_waiters.clear()
+        for pod in self.store.list("Pod"):
+            node, ip = pod["spec"].get("nodeName"), (pod.get("status") or {}).get("podIP")
+            if ip and not pod["spec"].get("hostNetwork"):
+                self.pod_ipam.reserve(node, ip)
+            elif node in self.pod_ipam.ranges and not ip and not pod["spec"].get("hostNetwork"):
+                self._ip_waiters[node].add((pod["metadata"]["namespace"], pod["metadata"]["name"]))
         for service in self.store.list("Service"):
             spec = service.get("spec") or {}
             if spec.get("clusterIP") not in (None, "", "None"):
@@ -446,13 +585,17 @@ class ControlPlane:
     # Deletion (with garbage collection of dependents)
     # ------------------------------------------------------------------------------------
     def delete(self, kind: str, name: str, namespace: str = "default") -> str:
+        if not isinstance(name, str) or not isinstance(namespace, (str, type(None))):
+            raise ArgumentError(f"delete: the name and namespace are strings, not {echo(name)} and {echo(namespace)}")
         with self.lock:
             info = KINDS[kind]
             obj = self._existing(kind, name, namespace)
             if kind == "Node":
                 raise TestbedError("nodes come from the topology and cannot be deleted")
-            self._delete_tree(obj)
-            self._reconcile()
+            if kind == "Namespace" and name in IMMORTAL_NAMESPACES:
+                raise TestbedError(f'namespaces "{name}" is forbidden: this namespace may not be deleted')
+            with self._atomic():
+                self._delete_tree(obj)
             return f'{info.resource} "{name}" deleted'
 
     def _delete_tree(self, obj: dict) -> None:
@@ -506,13 +649,43 @@ class ControlPlane:
         self.store.update(updated)
 
     def finalize_pod_deletion(self, namespace: str, name: str) -> None:
-        with self.lock:
+        with self.lock, self._atomic():
             pod = self.store.delete("Pod", namespace, name)
-            if pod is not None:
-                status = pod.get("status") or {}
-                if not pod["spec"].get("hostNetwork"):
-                    self.pod_ipam.release(pod["spec"].get("nodeName"), status.get("podIP"))
-                self._reconcile()
+            if pod is None:
+                return
+            node, ip = pod["spec"].get("nodeName"), (pod.get("status") or {}).get("podIP")
+            waiters = self._ip_waiters.get(node)
+            if waiters:
+                waiters.discard((namespace, name))
+            if ip and not pod["spec"].get("hostNetwork"):
+                self.pod_ipam.release(node, ip)
+                self._retry_a_pod_waiting_for_an_ip(node)
+
+    def _retry_a_pod_waiting_for_an_ip(self, node: str) -> None:
+        """An IP was freed on `node`: the oldest pod there that found none tries again (a kubelet
+        retries a sandbox whose CNI ADD failed). Touching it sends every kubelet a pod event."""
+        waiters = self._ip_waiters.get(node)
+        while waiters:
+            pods = [p for p in (self.store.get("Pod", *key) for key in waiters) if p is not None]
+            waiters.intersection_update((p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods)
+            if not pods:
+                return
+            oldest = min(pods, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]))
+            waiters.discard((oldest["metadata"]["namespace"], oldest["metadata"]["name"]))
+            if not (oldest.get("status") or {}).get("podIP") and not oldest["metadata"].get("deletionTimestamp"):
+                self.store.update(copy_object(oldest))
+                return
+
+    def no_pod_ip(self, pod: dict) -> None:
+        """IPAM found no free pod IP for `pod`: it stays Pending with the event a kubelet records when
+        its CNI plugin fails, and is retried when an IP is freed on its node."""
+        node = pod["spec"].get("nodeName")
+        self._ip_waiters[node].add((pod["metadata"]["namespace"], pod["metadata"]["name"]))
+        ip_range = self.pod_ipam.ranges.get(node)
+        span = f"{ipaddress.IPv4Address(ip_range.first)}-{ipaddress.IPv4Address(ip_range.last)}" if ip_range else "none"
+        self.record_event(pod, "Warning", "FailedCreatePodSandBox",
+                          'Failed to create pod sandbox: plugin type="host-local" failed (add): failed to allocate '
+                          f"for range 0: no IP addresses available in range set: {span}")
 
     # ------------------------------------------------------------------------------------
     # Kubelet reports and kubectl verbs
@@ -525,9 +698,12 @@ class ControlPlane:
                 raise NotFound(f'pods "{name}" not found')
             if (pod.get("status") or {}).get("podIP"):
                 return copy_object(pod)
-            updated = scheduling.assign_pod_ip(self, copy_object(pod))
-            self.store.update(updated)
-            self._reconcile()
+            with self._atomic():
+                updated = scheduling.assign_pod_ip(self, copy_object(pod))
+                if updated is None:
+                    self.no_pod_ip(pod)
+                    return copy_object(pod)
+                self.store.update(updated)
             return copy_object(updated)
 
     def set_pod_status(self, namespace: str, name: str, status: dict) -> None:
@@ -542,8 +718,8 @@ class ControlPlane:
                 return False
             updated = copy_object(obj)
             updated["status"] = copy_object(status)
-            self.store.update(updated)
-            self._reconcile()
+            with self._atomic():
+                self.store.update(updated)
             return True
 
     def api_view(self):
@@ -552,14 +728,25 @@ class ControlPlane:
         return ApiView(self.store, self.lock, self.config, self.record_event, self.update_status)
 
     def scale(self, kind: str, name: str, replicas: int, namespace: str = "default") -> str:
-        if replicas < 0:
-            raise TestbedError(f"--replicas: Invalid value: {replicas}: must be greater than or equal to 0")
+        """The scale subresource: spec.replicas of a Deployment, ReplicaSet or ReplicationController."""
+        try:
+            if isinstance(replicas, bool):
+                raise TypeError
+            replicas = operator.index(replicas)   # int, numpy integers, ...; not "3", not 3.0
+        except TypeError:
+            raise ArgumentError(f"--replicas: Invalid value: {echo(replicas)}: must be an integer") from None
+        if not 0 <= replicas <= INT32_MAX:
+            raise TestbedError(f"--replicas: Invalid value: {replicas}: must be between 0 and {INT32_MAX} "
+                               "(an int32), inclusive")
+        if kind not in SCALABLE_KINDS:
+            raise TestbedError(f'{KINDS[kind].plural} "{name}" cannot be scaled: only Deployments, ReplicaSets '
+                               "and ReplicationControllers have replicas")
         with self.lock:
             obj = self._existing(kind, name, namespace)
             updated = copy_object(obj)
             updated["spec"]["replicas"] = replicas
-            self.store.update(updated, bump_generation=True)
-            self._reconcile()
+            with self._atomic():
+                self.store.update(updated, bump_generation=True)
             return f"{KINDS[kind].resource}/{name} scaled"
 
     def set_image(self, kind: str, name: str, images: dict[str, str], namespace: str = "default",
@@ -578,8 +765,8 @@ class ControlPlane:
                     container["image"] = image
             if change_cause:
                 updated["metadata"].setdefault("annotations", {})[workloads.CHANGE_CAUSE] = change_cause
-            self.store.update(updated, bump_generation=True)
-            self._reconcile()
+            with self._atomic():
+                self.store.update(updated, bump_generation=True)
             return f"{KINDS[kind].resource}/{name} image updated"
 
     def rollout_history(self, kind: str, name: str, namespace: str = "default") -> list[tuple[int, str]]:
@@ -599,8 +786,8 @@ class ControlPlane:
             updated["spec"]["template"] = template
             annotations = updated["metadata"].get("annotations") or {}
             annotations.pop(workloads.CHANGE_CAUSE, None)
-            self.store.update(updated, bump_generation=True)
-            self._reconcile()
+            with self._atomic():
+                self.store.update(updated, bump_generation=True)
             return f"{KINDS[kind].resource}/{name} rolled back"
 
     # ------------------------------------------------------------------------------------

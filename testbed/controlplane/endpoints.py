@@ -10,13 +10,9 @@
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..store import copy_object, now_rfc3339
+from .context import EndpointsContext
 from .naming import random_suffix
-
-if TYPE_CHECKING:
-    from .core import ControlPlane
 
 MAX_ENDPOINTS_PER_SLICE = 100
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -96,7 +92,7 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
 
 
-def reconcile_slices(cp: "ControlPlane", service: dict, groups: list[tuple[list[dict], list[dict]]],
+def reconcile_slices(cp: EndpointsContext, service: dict, groups: list[tuple[list[dict], list[dict]]],
                      managed_by: str, extra_labels: dict | None = None) -> None:
     """Make the Service's slices managed by `managed_by` equal `groups`, reusing existing slices by order
     (updates in place keep names stable, so consumers see changes, not churn)."""
@@ -155,7 +151,7 @@ def _endpoints_subsets(groups: list[tuple[list[dict], list[dict]]]) -> list[dict
     return subsets
 
 
-def sync_service_endpoints(cp: "ControlPlane", service: dict) -> None:
+def sync_service_endpoints(cp: EndpointsContext, service: dict) -> None:
     """Entry point for a Service (or one of its pods, or its Endpoints) having changed."""
     meta, spec = service["metadata"], service.get("spec") or {}
     namespace, name = meta["namespace"], meta["name"]
@@ -202,7 +198,7 @@ def mirrored_groups(endpoints: dict) -> list[tuple[list[dict], list[dict]]]:
     return groups
 
 
-def _write_endpoints(cp: "ControlPlane", service: dict, groups) -> None:
+def _write_endpoints(cp: EndpointsContext, service: dict, groups) -> None:
     meta = service["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     subsets = _endpoints_subsets(groups)

@@ -7,21 +7,17 @@ processes, runs the readiness probes and reports the truth.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..store import copy_object, now_rfc3339
+from .allocators import AllocationError
+from .context import SchedulingContext
 from .workloads import controller_of
 
-if TYPE_CHECKING:
-    from .core import ControlPlane
 
-
-def pick_node(cp: "ControlPlane", pod: dict) -> str | None:
+def pick_node(cp: SchedulingContext, pod: dict) -> str | None:
     """Spread pods: fewest pods of the same controller, then fewest pods, then node order."""
     selector = (pod.get("spec") or {}).get("nodeSelector") or {}
     owner = controller_of(pod)
     by_node = cp.pods_by_node
-    owned = cp.pods_by_owner.get(owner["uid"], set()) if owner else set()
     best, best_score = None, None
     for index, node in enumerate(cp.config.nodes):
         if selector:
@@ -29,13 +25,13 @@ def pick_node(cp: "ControlPlane", pod: dict) -> str | None:
             if any(labels.get(k) != v for k, v in selector.items()):
                 continue
         on_node = by_node.get(node.name, ())
-        score = (len(owned.intersection(on_node)) if owned else 0, len(on_node), index)
+        score = (cp.pods_on_node_owned(node.name, owner["uid"]) if owner else 0, len(on_node), index)
         if best_score is None or score < best_score:
             best, best_score = node.name, score
     return best
 
 
-def schedule(cp: "ControlPlane", pod: dict) -> None:
+def schedule(cp: SchedulingContext, pod: dict) -> None:
     if pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp"):
         return
     node = pick_node(cp, pod)
@@ -57,15 +53,18 @@ def schedule(cp: "ControlPlane", pod: dict) -> None:
                     f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {node}")
 
 
-def assign_pod_ip(cp: "ControlPlane", pod: dict) -> dict:
+def assign_pod_ip(cp: SchedulingContext, pod: dict) -> dict | None:
     """What the CNI plugin does when the pod sandbox starts: an IP from the node's pod CIDR
-    (the node's own IP for hostNetwork pods)."""
+    (the node's own IP for hostNetwork pods). None when the node has no free pod IP."""
     node = pod["spec"]["nodeName"]
     status = pod.setdefault("status", {})
     if status.get("podIP"):
         return pod
     node_spec = cp.node_spec(node)
-    ip = node_spec.internal_ip if pod["spec"].get("hostNetwork") else cp.pod_ipam.allocate(node)
+    try:
+        ip = node_spec.internal_ip if pod["spec"].get("hostNetwork") else cp.pod_ipam.allocate(node)
+    except AllocationError:
+        return None
     status.update({"podIP": ip, "podIPs": [{"ip": ip}], "hostIP": node_spec.internal_ip,
                    "hostIPs": [{"ip": node_spec.internal_ip}], "startTime": now_rfc3339()})
     return pod
@@ -94,13 +93,21 @@ def running_status(pod: dict, ready: bool, started_at: str | None = None) -> dic
     return status
 
 
-def hollow_kubelet_sync(cp: "ControlPlane", pod: dict) -> None:
-    """Start a scheduled pod at once and report it Ready; finish deletions at once."""
+def hollow_kubelet_sync(cp: SchedulingContext, pod: dict) -> None:
+    """Start a scheduled pod at once and report it Ready; finish deletions at once. A pod bound to a
+    node that does not exist has no kubelet and stays Pending; one that finds no free pod IP stays
+    Pending with an event, as with a real kubelet."""
+    node = pod["spec"].get("nodeName")
+    if node not in cp.pod_ipam.ranges:
+        return
     if pod["metadata"].get("deletionTimestamp"):
         cp.finalize_pod_deletion(pod["metadata"]["namespace"], pod["metadata"]["name"])
         return
-    if not pod["spec"].get("nodeName") or (pod.get("status") or {}).get("phase") == "Running":
+    if (pod.get("status") or {}).get("phase") == "Running":
         return
     updated = assign_pod_ip(cp, {**pod, "status": dict(pod.get("status") or {})})
+    if updated is None:
+        cp.no_pod_ip(pod)
+        return
     updated["status"] = running_status(updated, ready=True)
     cp.store.update(updated)

@@ -2,12 +2,8 @@
 controller (MetalLB's role: hand out IPs from a pool, lowest first)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .allocators import AllocationError
-
-if TYPE_CHECKING:
-    from .core import ControlPlane
+from .context import ServicesContext
 
 EXTERNAL_TYPES = ("NodePort", "LoadBalancer")
 
@@ -22,7 +18,7 @@ class ServiceAdmission:
     `plan()` records what each Service would get and reports conflicts as (field, reason); `commit()`
     writes the plan into the allocators. A batch is admitted whole or not at all."""
 
-    def __init__(self, cp: "ControlPlane"):
+    def __init__(self, cp: ServicesContext):
         self.cp = cp
         self.taken_ips: set[str] = set()
         self.taken_ports: set[int] = set()
@@ -36,22 +32,17 @@ class ServiceAdmission:
         return port not in self.taken_ports and (self.cp.node_ports.is_free(port) or port in self.released_ports)
 
     def _new_ip(self) -> str:
-        allocator = self.cp.cluster_ips
-        for _ in range(256):
-            candidate = allocator.allocate()
-            allocator.release(candidate)  # tentative: reserved for real in commit()
-            if candidate not in self.taken_ips:
-                return candidate
-        raise AllocationError("failed to allocate a serviceIP: range is full")
+        """Tentative: reserved for real in commit()."""
+        try:
+            return self.cp.cluster_ips.pick_free(self.taken_ips)
+        except AllocationError:
+            raise AllocationError("failed to allocate a serviceIP: range is full") from None
 
     def _new_port(self) -> int:
-        allocator = self.cp.node_ports
-        for _ in range(256):
-            candidate = allocator.allocate()
-            allocator.release(candidate)
-            if candidate not in self.taken_ports:
-                return candidate
-        raise AllocationError("failed to allocate a nodePort: range is full")
+        try:
+            return self.cp.node_ports.pick_free(self.taken_ports)
+        except AllocationError:
+            raise AllocationError("failed to allocate a nodePort: range is full") from None
 
     def plan(self, obj: dict, old: dict | None) -> list[tuple[str, str]]:
         """Fill in spec.clusterIP / nodePorts / healthCheckNodePort on `obj` (in place)."""
@@ -87,53 +78,68 @@ class ServiceAdmission:
         if spec.get("clusterIP") and service_type != "ExternalName":
             spec["clusterIPs"] = [spec["clusterIP"]]
 
-        # NodePorts: kept across updates for the same (port, protocol), as the API server does.
+        # NodePorts (pkg/registry/core/service/storage/alloc.go initNodePorts/updateNodePorts): kept across
+        # updates for the same (port, protocol); ports with the same port number share one nodePort (TCP and
+        # UDP 53, say: svcPortToNodePort); a requested one must be free unless this Service holds it already.
+        ports = spec.get("ports") or []
         old_node_ports = {_port_key(p): p.get("nodePort") for p in old_spec.get("ports") or []
                           if old_spec.get("type") in EXTERNAL_TYPES}
-        for i, port in enumerate(spec.get("ports") or []):
+        own_previous = self._previous_ports(old)
+        mine: dict[int, object] = {}          # nodePort -> the port number that holds it in this Service
+        by_number: dict[object, int] = {}     # port number -> its nodePort
+        for i, port in enumerate(ports):
             if service_type not in EXTERNAL_TYPES:
                 port.pop("nodePort", None)
                 continue
             if service_type == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is False \
                     and not port.get("nodePort"):
                 continue
-            wanted = port.get("nodePort")
-            previous = old_node_ports.get(_port_key(port))
-            if not wanted and previous:
-                port["nodePort"] = previous
-                self.taken_ports.add(previous)
-            elif wanted:
-                if wanted != previous and wanted not in self._previous_ports(old) and not self._port_free(wanted):
-                    problems.append((f"spec.ports[{i}].nodePort",
-                                     f"Invalid value: {wanted}: provided port is already allocated"))
-                else:
-                    self.taken_ports.add(wanted)
-            else:
+            number = port.get("port")
+            wanted = port.get("nodePort") or old_node_ports.get(_port_key(port)) or by_number.get(number) or \
+                next((p.get("nodePort") for p in ports[i + 1:] if p.get("port") == number and p.get("nodePort")), None)
+            if not wanted:
                 try:
-                    port["nodePort"] = self._new_port()
-                    self.taken_ports.add(port["nodePort"])
+                    wanted = self._new_port()
                 except AllocationError as err:
                     problems.append((f"spec.ports[{i}].nodePort", f"Internal error: {err}"))
-        for port in old_node_ports.values():
-            if port and port not in self.taken_ports:
-                self.released_ports.add(port)
+                    continue
+            elif wanted in mine:
+                if mine[wanted] != number:
+                    problems.append((f"spec.ports[{i}].nodePort",
+                                     f"Invalid value: {wanted}: provided port is already allocated"))
+                port["nodePort"] = wanted
+                continue
+            elif wanted not in own_previous and not self._port_free(wanted):
+                problems.append((f"spec.ports[{i}].nodePort", f"Invalid value: {wanted}: provided port is already allocated"))
+                continue
+            port["nodePort"] = wanted
+            self.taken_ports.add(wanted)
+            mine[wanted] = number
+            by_number.setdefault(number, wanted)
 
-        # healthCheckNodePort: LoadBalancer services with externalTrafficPolicy Local.
+        # healthCheckNodePort: LoadBalancer services with externalTrafficPolicy Local; a port of its own,
+        # from the same allocator as the nodePorts.
         if service_type == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local":
             wanted = spec.get("healthCheckNodePort") or old_spec.get("healthCheckNodePort")
             if wanted:
-                spec["healthCheckNodePort"] = wanted
-                self.taken_ports.add(wanted)
+                if wanted in mine or (wanted not in own_previous and not self._port_free(wanted)):
+                    problems.append(("spec.healthCheckNodePort", f"Invalid value: {wanted}: provided port is already allocated"))
+                else:
+                    spec["healthCheckNodePort"] = wanted
+                    self.taken_ports.add(wanted)
+                    mine[wanted] = "healthCheckNodePort"
             else:
                 try:
                     spec["healthCheckNodePort"] = self._new_port()
                     self.taken_ports.add(spec["healthCheckNodePort"])
+                    mine[spec["healthCheckNodePort"]] = "healthCheckNodePort"
                 except AllocationError as err:
                     problems.append(("spec.healthCheckNodePort", f"Internal error: {err}"))
         else:
             spec.pop("healthCheckNodePort", None)
-            if old_spec.get("healthCheckNodePort"):
-                self.released_ports.add(old_spec["healthCheckNodePort"])
+        for previous in own_previous:
+            if previous not in mine:
+                self.released_ports.add(previous)
         if old is not None and old_spec.get("clusterIP") not in (None, "", "None") \
                 and old_spec["clusterIP"] != spec.get("clusterIP"):
             self.released_ips.add(old_spec["clusterIP"])
@@ -158,7 +164,7 @@ class ServiceAdmission:
             self.cp.node_ports.reserve(port)
 
 
-def release_service(cp: "ControlPlane", service: dict) -> None:
+def release_service(cp: ServicesContext, service: dict) -> None:
     spec = service.get("spec") or {}
     if spec.get("clusterIP") not in (None, "", "None"):
         cp.cluster_ips.release(spec["clusterIP"])
@@ -170,7 +176,7 @@ def release_service(cp: "ControlPlane", service: dict) -> None:
             cp.lb_pool.release(ingress["ip"])
 
 
-def sync_load_balancer(cp: "ControlPlane", service: dict) -> None:
+def sync_load_balancer(cp: ServicesContext, service: dict) -> None:
     """MetalLB's controller: give a LoadBalancer Service an IP from the pool (spec.loadBalancerIP when
     it asks for one), and take it back when the Service stops being a LoadBalancer."""
     spec = service.get("spec") or {}
@@ -184,6 +190,8 @@ def sync_load_balancer(cp: "ControlPlane", service: dict) -> None:
             status["loadBalancer"] = {}
             cp.store.update(service)
         return
+    if spec.get("loadBalancerClass"):
+        return   # another load-balancer implementation's Service: MetalLB (and so the pool) leaves it alone
     wanted = spec.get("loadBalancerIP")
     if current and (not wanted or wanted == current[0]):
         return

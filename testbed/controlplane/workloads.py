@@ -4,14 +4,11 @@ history, and rollback (`kubectl rollout undo`)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from ..store import copy_object
+from .context import WorkloadContext
 from .endpoints import pod_is_ready
 from .naming import pod_template_hash, random_suffix
-
-if TYPE_CHECKING:
-    from .core import ControlPlane
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
@@ -75,7 +72,7 @@ def _deletion_rank(pod: dict) -> tuple:
             [-ord(c) for c in pod["metadata"].get("creationTimestamp", "")], pod["metadata"]["name"])
 
 
-def new_pod_from_template(cp: "ControlPlane", owner: dict) -> dict:
+def new_pod_from_template(cp: WorkloadContext, owner: dict) -> dict:
     template = copy_object(owner["spec"]["template"])
     meta = template.get("metadata") or {}
     prefix = owner["metadata"]["name"] + "-"
@@ -93,14 +90,20 @@ def new_pod_from_template(cp: "ControlPlane", owner: dict) -> dict:
     }
 
 
-def sync_replica_set(cp: "ControlPlane", rs: dict) -> None:
+def sync_replica_set(cp: WorkloadContext, rs: dict) -> None:
     """ReplicaSet or ReplicationController: create or delete pods to match spec.replicas, then status."""
     namespace = rs["metadata"]["namespace"]
     pods = [p for p in cp.pods_owned_by(rs["metadata"]["uid"]) if is_active(p)]
     wanted = rs["spec"].get("replicas", 1)
+    failure = None
     if len(pods) < wanted:
-        for _ in range(wanted - len(pods)):
+        missing = wanted - len(pods)
+        room = max(0, cp.max_pods - cp.store.count("Pod"))
+        for _ in range(min(missing, room)):
             pods.append(cp.store.create(new_pod_from_template(cp, rs)))
+        if room < missing:   # the ReplicaSet controller's FailedCreate (replica_set.go manageReplicas)
+            failure = f"Error creating: pods is forbidden: {cp.pod_quota_message()}"
+            cp.record_event(rs, "Warning", "FailedCreate", failure)
     elif len(pods) > wanted:
         doomed = sorted(pods, key=_deletion_rank)[: len(pods) - wanted]
         for pod in doomed:
@@ -109,6 +112,9 @@ def sync_replica_set(cp: "ControlPlane", rs: dict) -> None:
     ready = sum(1 for p in pods if pod_is_ready(p))
     status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
               "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
+    if failure:
+        status["conditions"] = [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                                 "message": failure}]
     if rs.get("status") != status:
         updated = copy_object(rs)
         updated["status"] = status
@@ -119,7 +125,7 @@ def sync_replica_set(cp: "ControlPlane", rs: dict) -> None:
 # Deployment
 # ------------------------------------------------------------------------------------------
 
-def _set_replicas(cp: "ControlPlane", rs: dict, replicas: int, deployment: dict) -> dict:
+def _set_replicas(cp: WorkloadContext, rs: dict, replicas: int, deployment: dict) -> dict:
     surge, _ = resolve_fenceposts(deployment) if deployment["spec"].get("strategy", {}).get("type") != "Recreate" \
         else (0, 0)
     annotations = rs["metadata"].get("annotations") or {}
@@ -142,7 +148,7 @@ def _template_without_hash(template: dict) -> dict:
     return template
 
 
-def _new_replica_set(cp: "ControlPlane", deployment: dict, rss: list[dict], template_hash: str) -> dict:
+def _new_replica_set(cp: WorkloadContext, deployment: dict, rss: list[dict], template_hash: str) -> dict:
     template = copy_object(deployment["spec"]["template"])
     template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = template_hash
     selector = copy_object(deployment["spec"]["selector"])
@@ -167,7 +173,7 @@ def _new_replica_set(cp: "ControlPlane", deployment: dict, rss: list[dict], temp
     return created
 
 
-def _promote_revision(cp: "ControlPlane", rs: dict, rss: list[dict], deployment: dict) -> dict:
+def _promote_revision(cp: WorkloadContext, rs: dict, rss: list[dict], deployment: dict) -> dict:
     """A rollback reuses the old ReplicaSet: it becomes the newest revision, keeping its history."""
     top = max((revision_of(r) for r in rss if r is not rs), default=0)
     cause = (deployment["metadata"].get("annotations") or {}).get(CHANGE_CAUSE)
@@ -185,7 +191,7 @@ def _promote_revision(cp: "ControlPlane", rs: dict, rss: list[dict], deployment:
     return cp.store.update(updated)
 
 
-def sync_deployment(cp: "ControlPlane", deployment: dict) -> None:
+def sync_deployment(cp: WorkloadContext, deployment: dict) -> None:
     spec = deployment["spec"]
     replicas = spec.get("replicas", 1)
     rss = sorted(cp.replica_sets_owned_by(deployment["metadata"]["uid"]),
@@ -217,7 +223,7 @@ def sync_deployment(cp: "ControlPlane", deployment: dict) -> None:
     _update_deployment_status(cp, deployment, cp.replica_sets_owned_by(deployment["metadata"]["uid"]), new_rs)
 
 
-def _rolling_update(cp: "ControlPlane", deployment: dict, new_rs: dict, old: list[dict]) -> dict:
+def _rolling_update(cp: WorkloadContext, deployment: dict, new_rs: dict, old: list[dict]) -> dict:
     replicas = deployment["spec"].get("replicas", 1)
     surge, max_unavailable = resolve_fenceposts(deployment)
     # Scale up the new ReplicaSet as far as maxSurge allows.
@@ -268,7 +274,7 @@ def _rolling_update(cp: "ControlPlane", deployment: dict, new_rs: dict, old: lis
     return new_rs
 
 
-def _cleanup_history(cp: "ControlPlane", deployment: dict, old: list[dict]) -> None:
+def _cleanup_history(cp: WorkloadContext, deployment: dict, old: list[dict]) -> None:
     limit = deployment["spec"].get("revisionHistoryLimit", 10)
     idle = sorted((r for r in old if r["spec"].get("replicas", 0) == 0
                    and (r.get("status") or {}).get("replicas", 0) == 0), key=revision_of)
@@ -276,7 +282,7 @@ def _cleanup_history(cp: "ControlPlane", deployment: dict, old: list[dict]) -> N
         cp.store.delete("ReplicaSet", rs["metadata"]["namespace"], rs["metadata"]["name"])
 
 
-def _update_deployment_status(cp: "ControlPlane", deployment: dict, rss: list[dict], new_rs: dict | None) -> None:
+def _update_deployment_status(cp: WorkloadContext, deployment: dict, rss: list[dict], new_rs: dict | None) -> None:
     replicas = deployment["spec"].get("replicas", 1)
     total = sum((r.get("status") or {}).get("replicas", 0) for r in rss)
     ready = sum((r.get("status") or {}).get("readyReplicas", 0) for r in rss)
@@ -313,13 +319,13 @@ def _update_deployment_status(cp: "ControlPlane", deployment: dict, rss: list[di
         cp.store.update(updated)
 
 
-def rollout_history(cp: "ControlPlane", deployment: dict) -> list[tuple[int, str]]:
+def rollout_history(cp: WorkloadContext, deployment: dict) -> list[tuple[int, str]]:
     rss = cp.replica_sets_owned_by(deployment["metadata"]["uid"])
     return sorted((revision_of(r), (r["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "<none>"))
                   for r in rss)
 
 
-def rollback_template(cp: "ControlPlane", deployment: dict, to_revision: int | None) -> dict:
+def rollback_template(cp: WorkloadContext, deployment: dict, to_revision: int | None) -> dict:
     """The pod template of `to_revision` (default: the previous revision), for `rollout undo`."""
     rss = sorted(cp.replica_sets_owned_by(deployment["metadata"]["uid"]), key=revision_of)
     if not rss:

@@ -243,6 +243,8 @@ class Kubelet:
     def _start_pod(self, pod: dict) -> None:
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         pod = self.cp.assign_pod_ip(namespace, name)
+        if not (pod.get("status") or {}).get("podIP"):
+            return   # no free pod IP on the node: Pending, with an event; retried when one is freed
         pod_dir = self.sandboxes.pod_dir(pod)
         pod_dir.mkdir(parents=True, exist_ok=True)
         domain = self.cp.config.cluster_domain

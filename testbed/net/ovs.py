@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..timescale import scaled
+
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 OVS_RUNDIR = Path("/run/openvswitch")
 DB_SOCKET = OVS_RUNDIR / "db.sock"
@@ -41,14 +43,14 @@ class Datapath:
 
 def run(*args: str, check: bool = True, timeout: float = 30, input: str | None = None) -> str:
     """Run a command in the root namespace; raise OvsError with its stderr on failure."""
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, input=input)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=scaled(timeout), input=input)
     if check and proc.returncode != 0:
         raise OvsError(f"{' '.join(args)}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout
 
 
 def vsctl(*args: str, check: bool = True) -> str:
-    return run("ovs-vsctl", "--timeout=10", *args, check=check)
+    return run("ovs-vsctl", f"--timeout={int(scaled(10))}", *args, check=check)
 
 
 def kernel_datapath_available() -> bool:
@@ -119,7 +121,7 @@ class OvsDaemons:
             run("ovs-vswitchd", "--pidfile", "--detach",
                 f"--log-file={self.run_dir / 'ovs-vswitchd.log'}")
         self.marker.write_text(str(os.getpid()))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(10)
         while not daemons_running():
             if time.monotonic() > deadline:
                 raise OvsError(f"ovs-vswitchd did not come up; see {self.run_dir}/ovs-vswitchd.log")

@@ -34,8 +34,8 @@ class NamespacedLinuxBridge(Switch):
         params.pop("protocols", None)
         params.pop("rstp", None)
         params.pop("controlled", None)
-        params.pop("inNamespace", None)   # Mininet.addSwitch passes the network's default (False)
-        super().__init__(name, inNamespace=True, **params)
+        params["inNamespace"] = True
+        super().__init__(name, **params)
 
     def _popen(self, cmd, **params):
         # The switch's shell carries the cluster marker and a clean environment, as EmulatedHost's.

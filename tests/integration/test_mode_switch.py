@@ -1,6 +1,7 @@
 """Switching a running cluster's data plane (Cluster.set_proxy_mode): pods keep running, Services
 keep answering in the new mode, and every node ends up exactly as a fresh node of the new mode:
 no rule, set, address, route or flow of the old mode is left behind."""
+import difflib
 import os
 import re
 
@@ -69,5 +70,9 @@ def test_switching_through_every_mode_leaves_each_node_as_a_fresh_one(fresh_stat
             assert {curl(cluster.client(), "http://myapp-svc/hostname.html") for _ in range(20)} <= names
             assert curl(cluster.external(), f"http://{addressing.node_ip(0)}:32223/hostname.html") in names
             for node in cluster.topology.nodes:
-                assert node_state(cluster, node) == fresh_states[mode][node], (mode, node)
+                state, fresh = node_state(cluster, node), fresh_states[mode][node]
+                different = {key: difflib.unified_diff(str(fresh[key]).splitlines(), str(state[key]).splitlines(),
+                                                      "fresh", "switched", lineterm="")
+                             for key in state if state[key] != fresh[key]}
+                assert not different, (mode, node, {k: "\n".join(v) for k, v in different.items()})
         assert {p["metadata"]["uid"] for p in cluster.get("pods", namespace=None)} == pods_before

@@ -2,9 +2,11 @@
 import json
 import subprocess
 
+from testbed.timescale import scaled
+
 
 def curl(host, url: str, timeout: float = 3, extra: str = "") -> str:
-    return host.cmd(f"curl -s -m {timeout} {extra} {url}").strip()
+    return host.cmd(f"curl -s -m {scaled(timeout):g} {extra} {url}").strip()
 
 
 def curl_json(host, url: str, timeout: float = 3) -> dict:

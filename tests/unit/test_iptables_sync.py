@@ -177,3 +177,12 @@ def test_memoised_rendering_equals_fresh_rendering():
     del ports[7]
     assert build_ruleset(ports, node, memo=memo).restore_text() == build_ruleset(ports, node).restore_text()
     assert len(memo) == 19
+
+
+def test_empty_tables_are_those_with_nothing_but_accepting_builtin_chains():
+    from testbed.backends.iptables import empty_tables
+    save = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\nCOMMIT\n"
+            "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-mark 1\nCOMMIT\n"
+            "*raw\n:OUTPUT DROP [0:0]\nCOMMIT\n")
+    assert empty_tables(save) == ["filter"]

@@ -138,9 +138,9 @@ def test_wildcard_host_is_valid_and_legacy_forms_convert():
 
 def test_unknown_kind_and_api_version_are_named():
     lines = problems("apiVersion: apps/v1beta1\nkind: Deployment\nmetadata: {name: x}\n---\n"
-                     "apiVersion: v1\nkind: Frobnicator\nmetadata: {name: y}\n")
+                     "apiVersion: v1\nkind: Frobnicator\nmetadata: {name: yy}\n")
     assert lines[0].startswith('t.yaml:1 Deployment/x: apiVersion: Unsupported value: "apps/v1beta1"')
-    assert lines[1].startswith('t.yaml:2 Frobnicator/y: kind: Unsupported value: "Frobnicator"')
+    assert lines[1].startswith('t.yaml:2 Frobnicator/yy: kind: Unsupported value: "Frobnicator"')
 
 
 def test_tls_secret_needs_cert_and_key():
