@@ -45,9 +45,6 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 # What two runs must agree on to share a folder (everything that changes what a number means).
 IDENTITY_KEYS = ("kernel", "machine", "cpus", "cpu_model", "ovs", "iptables_nft", "iptables_legacy",
                  "ovs_kernel_datapath", "accelerator", "commit", "uncommitted_changes", "python")
-VM_INFO_ENV = "TESTBED_VM_INFO"     # set by `testbed vm` inside its guest (JSON: accelerator, kernel, ...)
-TCG_NOTE = ("measured under TCG (qemu's software emulation): times are many times slower than native "
-            "and not comparable with native or KVM runs")
 
 
 def sample(metric: str, value: float, unit: str, target: str = "", **extra: Any) -> dict:
@@ -96,16 +93,9 @@ def _git(*args: str) -> str:
 
 
 def vm_info() -> dict | None:
-    """What `testbed vm` recorded about the guest we run in (None outside one)."""
-    raw = os.environ.get(VM_INFO_ENV)
-    if raw is None:
-        return None
-    try:
-        info = json.loads(raw)
-    except ValueError:
-        info = {"error": f"unreadable {VM_INFO_ENV}"}
-    info["kernel_release"] = platform.release()
-    return info
+    """What `testbed vm` recorded about the guest we run in (None outside one): testbed/vm/guest.py."""
+    from .vm import vm_metadata
+    return vm_metadata()
 
 
 def load_average() -> list[float]:
@@ -134,10 +124,8 @@ def environment() -> dict:
     }
     if vm is not None:
         env["vm"] = vm
-        if env["accelerator"] == "tcg":
-            env["note"] = TCG_NOTE
-        elif env["accelerator"] == "kvm":
-            env["note"] = "measured under KVM in `testbed vm`: compare only with KVM runs"
+        from .vm.guest import KVM_NOTE, TCG_NOTE
+        env["note"] = {"tcg": TCG_NOTE, "kvm": KVM_NOTE}.get(env["accelerator"], "")
     return env
 
 

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from testbed import results
+from testbed.vm import VM_INFO_ENV
 from testbed.errors import TestbedError
 from testbed.results import ResultsFolder, RunRecord, chi_square, chi_square_sf, load, percentile, sample
 
@@ -66,10 +67,10 @@ def test_samples_need_the_tidy_columns_and_numbers():
 
 
 def test_environment_records_the_accelerator_of_testbed_vm(monkeypatch):
-    monkeypatch.setenv(results.VM_INFO_ENV, json.dumps({"accelerator": "tcg", "qemu": "7.2"}))
+    monkeypatch.setenv(VM_INFO_ENV, json.dumps({"accelerator": "tcg", "qemu": "7.2"}))
     env = results.environment()
     assert env["accelerator"] == "tcg" and "not comparable" in env["note"] and env["vm"]["qemu"] == "7.2"
-    monkeypatch.delenv(results.VM_INFO_ENV)
+    monkeypatch.delenv(VM_INFO_ENV)
     assert results.environment()["accelerator"] == "none"
 
 
