@@ -41,7 +41,7 @@ def measure(cluster, point, ctx):
                       ("dns", lambda: probes.dns(cluster, NAMES, count=ctx.pick(20, 5))),
                       ("trace", lambda: [probes.trace(cluster, "myapp-svc")])):
         ctx.note(name)
-        for row in probes.to_samples(run(), cluster, name):
+        for row in probes.to_samples(run(), cluster, name, point["mode"]):
             yield {**row, "probe": name}
 
 

@@ -70,10 +70,11 @@ def list_experiments() -> list[tuple[str, str]]:
 
 
 def flag_of(key: str) -> str:
-    """A grid parameter's option: `mode` -> --modes, `algorithm` -> --algorithms, `services` stays."""
+    """A grid parameter's option: `mode` -> --modes, `policy` -> --policies, `delay` -> --delays,
+    `services` stays."""
     if key.endswith("s"):
         plural = key
-    elif key.endswith("y"):
+    elif key.endswith("y") and key[-2:-1] not in ("a", "e", "o", "u"):
         plural = key[:-1] + "ies"
     else:
         plural = key + "s"

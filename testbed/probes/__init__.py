@@ -191,11 +191,12 @@ def arp(cluster, targets: list[str] | None = None, source: str = "external", tim
     return records
 
 
-def to_samples(records: list[dict], cluster, probe: str) -> list[dict]:
-    """Probe records as tidy samples (the columns experiments write), labelled with what ran."""
+def to_samples(records: list[dict], cluster, probe: str, mode: str | None = None) -> list[dict]:
+    """Probe records as tidy samples (the columns experiments write), labelled with what ran
+    (`mode`: the experiment's mode label, e.g. iptables-legacy; default the cluster's proxy mode)."""
     from ..experiments.common import data_plane_label
     from ..results import sample
-    labels = data_plane_label(cluster)
+    labels = data_plane_label(cluster, mode)
     services = len(cluster.get("svc", namespace=None))
     rows = []
     for record in records:

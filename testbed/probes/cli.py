@@ -112,7 +112,7 @@ def run_probe_command(args) -> int:
                         print(json.dumps({**label, **item}))
                     else:
                         print("\n".join(describe(args.probe, item)))
-                rows += [{**row, "probe": args.probe} for row in to_samples(records, cluster, args.probe)]
+                rows += [{**row, "probe": args.probe} for row in to_samples(records, cluster, args.probe, mode)]
         except TestbedError as err:
             print(f"{mode}: failed: {err}")
             record.failures.append({"mode": mode, "point": {"probe": args.probe}, "error": str(err)})

@@ -2,8 +2,8 @@
 
 The method follows what is in the client's node, not the mode's name:
 - OpenFlow (a mode whose backend programs the bridges): `ovs-appctl ofproto/trace` of the client's
-  first packet on its node bridge, with `--ct-next trk,new` so the trace follows the conntrack
-  recirculations as a new connection would; the matched flows table by table.
+  first packet on its node bridge; the trace follows the conntrack recirculations with ct_state
+  trk,new (its default), as a new connection would; the matched flows table by table.
 - nftables (kube-proxy's nftables mode, and iptables-nft, whose rules are nftables rules): a
   `meta nftrace set 1` rule for the probe's packets in a table of its own (`testbed-trace`, at
   priority raw - 50, so it comes before every other hook) and `nft monitor trace` in the node's
@@ -108,8 +108,9 @@ def trace(cluster, service: str, namespace: str = "default", port: int | str | N
         flow = (f"in_port={in_port},tcp,dl_src={src_mac},dl_dst={gateway_mac},nw_src={client.IP()},nw_dst={vip},"
                 f"nw_ttl=64,tp_src=45678,tp_dst={vport},tcp_flags=+syn")
         # ovs-appctl talks to ovs-vswitchd over its control socket: a command, no traffic
-        output = NamespaceRunner().run(["ovs-appctl", "ofproto/trace", addressing.bridge_name(node_name), flow,
-                             "--ct-next", "trk,new"], check=False)
+        # (each ct action's recirculation is followed with ct_state trk,new: ofproto/trace's default)
+        output = NamespaceRunner().run(["ovs-appctl", "ofproto/trace", addressing.bridge_name(node_name), flow],
+                                       check=False)
         text = output.stdout + output.stderr
         return {**record, "method": "ofproto/trace", "matched": matched_from_ofproto(text), "raw": text}
     tables = runner.run(["nft", "list", "tables"], check=False).stdout.strip()

@@ -102,8 +102,8 @@ def test_options_are_checked(toy_dir):
 
 
 def test_option_names():
-    assert [flag_of(k) for k in ("mode", "services", "algorithm", "policy", "paths", "bw")] == [
-        "--modes", "--services", "--algorithms", "--policies", "--paths", "--bws"]
+    assert [flag_of(k) for k in ("mode", "services", "algorithm", "policy", "paths", "bw", "delay")] == [
+        "--modes", "--services", "--algorithms", "--policies", "--paths", "--bws", "--delays"]
 
 
 def test_switch_choice_follows_the_mode_and_the_machine(monkeypatch):
