@@ -1,5 +1,8 @@
 """The cluster add-ons the testbed ships (registered in testbed/components.py's registry).
 
+- ingress: namespace ingress-nginx, the default IngressClass `nginx`, the ingress-nginx-controller
+  Deployment and LoadBalancer Service, and the controller ConfigMap; its pods run nginx configured
+  from Ingress and Gateway API objects (testbed/ingress/).
 - dns: the kube-dns Service (the 10th address of the service CIDR, as kubeadm gives it) and the
   coredns Deployment in kube-system, whose pods run Unbound fed with the records the Kubernetes
   DNS specification prescribes (testbed/dns/).
@@ -61,4 +64,28 @@ register_addon(Addon(
     objects=cluster_dns_objects,
     make_component=_dns_component,
     images=(lambda image: "coredns" in image_name(image),),
+))
+
+
+def _ingress_component(ctx):
+    from .ingress.controller import IngressController
+    return IngressController(ctx)
+
+
+def _ingress_objects(config) -> list[dict]:
+    from .ingress.addon import ingress_objects
+    return ingress_objects(config)
+
+
+def _claims_ingress_image(image: str) -> bool:
+    from .ingress.addon import claims_image
+    return claims_image(image)
+
+
+register_addon(Addon(
+    name="ingress",
+    summary="ingress-nginx: the nginx IngressClass and controller pods serving Ingress and Gateway API routes",
+    objects=_ingress_objects,
+    make_component=_ingress_component,
+    images=(_claims_ingress_image,),
 ))

@@ -32,6 +32,7 @@ class KindInfo:
         return f"{self.kind.lower()}.{self.group}" if self.group else self.kind.lower()
 
 
+GATEWAY_VERSIONS = ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1")
 KINDS: dict[str, KindInfo] = {k.kind: k for k in (
     KindInfo("Namespace", ("v1",), "namespaces", namespaced=False, short_names=("ns",)),
     KindInfo("Node", ("v1",), "nodes", namespaced=False, short_names=("no",)),
@@ -48,6 +49,11 @@ KINDS: dict[str, KindInfo] = {k.kind: k for k in (
              "ingresses", short_names=("ing",)),
     KindInfo("IngressClass", ("networking.k8s.io/v1", "networking.k8s.io/v1beta1"), "ingressclasses",
              namespaced=False),
+    # Gateway API (validated in testbed/ingress/gateway_validation.py, served by the ingress add-on)
+    KindInfo("GatewayClass", GATEWAY_VERSIONS, "gatewayclasses", namespaced=False, short_names=("gc",)),
+    KindInfo("Gateway", GATEWAY_VERSIONS, "gateways", short_names=("gtw",)),
+    KindInfo("HTTPRoute", GATEWAY_VERSIONS, "httproutes"),
+    KindInfo("ReferenceGrant", ("gateway.networking.k8s.io/v1beta1",), "referencegrants", short_names=("refgrant",)),
 )}
 
 # Kinds users may write; Nodes come from the topology.
@@ -115,6 +121,8 @@ def to_storage_version(obj: dict) -> dict:
         return convert_ingress_to_v1(obj)
     if obj.get("kind") == "IngressClass":
         return {**obj, "apiVersion": "networking.k8s.io/v1"}
+    if obj.get("kind") in ("GatewayClass", "Gateway", "HTTPRoute"):   # v1beta1 is the same schema
+        return {**obj, "apiVersion": GATEWAY_VERSIONS[0]}
     return obj
 
 

@@ -985,3 +985,8 @@ def validate_object(obj: dict, *, namespaced: bool, service_cidr: str = "10.96.0
     else:
         validator(obj, errors)
     return errors.items
+
+
+# The Gateway API kinds are validated apart (their own module, merged here).
+from .ingress.gateway_validation import GATEWAY_VALIDATORS  # noqa: E402
+VALIDATORS.update(GATEWAY_VALIDATORS)

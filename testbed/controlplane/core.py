@@ -31,9 +31,8 @@ from .config import PENDING_PODS, ClusterConfig, NodeSpec
 from .naming import random_suffix
 from .services import ServiceAdmission, release_service, sync_load_balancer
 
-# ingress-nginx: where an ingress-nginx installation keeps its ConfigMap (`nginx-configuration`, as in
-# the seed articles' examples/ingress-nginx-config.yaml), so such manifests apply unchanged.
-SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "ingress-nginx")
+# (ingress-nginx, the IngressClass `nginx` and the controller come with the `ingress` add-on.)
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # Fields `apply` compares to tell "configured" from "unchanged".
 CONTENT_FIELDS = ("spec", "data", "stringData", "binaryData", "type", "subsets", "endpoints", "ports",
                   "addressType", "immutable")
@@ -128,11 +127,6 @@ class ControlPlane:
                 "spec": {"clusterIP": self.cluster_ips.nth(1),
                          "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
             }]
-            builtin.append({
-                "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
-                "metadata": {"name": "nginx", "labels": {"app.kubernetes.io/name": "ingress-nginx"},
-                             "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
-                "spec": {"controller": "k8s.io/ingress-nginx"}})
             for addon in self.addons:
                 builtin += [copy_object(o) for o in addon.objects(self.config)]
             self.apply([Document("<bootstrap>:%d" % i, o) for i, o in enumerate(builtin, 1)])

@@ -37,7 +37,8 @@ REVISION = "deployment.kubernetes.io/revision"
 
 USAGE = {
     "apply": ("Apply a configuration to a resource by file name or stdin", "apply -f FILENAME|DIR|- [-f ...] [-n NS]"),
-    "create": ("Create resources from files or stdin (here: the same as apply)", "create -f FILENAME|DIR|-"),
+    "create": ("Create resources from files or stdin (here: the same as apply), or a TLS secret",
+               "create -f FILENAME|DIR|- | create secret tls NAME --cert=FILE --key=FILE [-n NS]"),
     "get": ("Display one or many resources",
             "get TYPE[,TYPE...] [NAME...] | TYPE/NAME... [-n NS | -A] [-o wide|yaml|json|name] [-l SELECTOR] "
             "[--show-labels] [--no-headers]"),
@@ -74,9 +75,9 @@ USAGE = {
     "version": ("Print the client and server version information", "version [--client] [-o yaml|json]"),
     "cluster-info": ("Display the addresses of the control plane and the cluster services", "cluster-info"),
 }
-USAGE["create"] = ("Create resources from files or stdin (as apply), or a deployment or namespace",
+USAGE["create"] = ("Create resources from files or stdin (as apply), or a deployment, namespace or TLS secret",
                    "create -f FILENAME|DIR|- | create deployment NAME --image=IMAGE [--replicas=N] [--port=P] "
-                   "[-- COMMAND...] | create namespace NAME")
+                   "[-- COMMAND...] | create namespace NAME | create secret tls NAME --cert=FILE --key=FILE [-n NS]")
 
 
 def _parse_seconds(text: str) -> float:
@@ -584,9 +585,8 @@ class Kubectl(UpdateCommands, CreateCommands, InfoCommands):
     def exec(self, argv: list[str]) -> str:
         parsed = parse_flags(argv, [NAMESPACE, HELP, Flag("container", "c"), Flag("stdin", "i", takes_value=False),
                                     Flag("tty", "t", takes_value=False)])
-        if parsed.get("stdin") or parsed.get("tty"):
-            raise TestbedError("error: -i/-t (an interactive session) is not supported by the testbed: the command "
-                               "runs to completion and its output is printed; use exec POD -- COMMAND")
+        # -i/-t are accepted for the seed articles' `exec -it POD -- cat FILE`: the command runs to
+        # completion without a terminal and its output is printed (no interactive session).
         if not parsed.args:
             raise TestbedError("error: expected 'exec POD_NAME COMMAND [ARG1] [ARG2] ... [ARGN]'. POD_NAME and "
                                "COMMAND are required arguments for the exec command")

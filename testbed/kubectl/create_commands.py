@@ -8,6 +8,8 @@ generator or uses `--replicas`, the one of kubectl 1.17 and before (generators.p
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 from ..controlplane.core import NotFound
@@ -129,11 +131,12 @@ class CreateCommands:
     def create(self, argv: list[str]) -> str:
         """`create deployment|deploy`, `create namespace|ns`, or `create -f` (as apply)."""
         subcommands = {"deployment": self._create_deployment, "deploy": self._create_deployment,
-                       "namespace": self._create_namespace, "ns": self._create_namespace}
+                       "namespace": self._create_namespace, "ns": self._create_namespace,
+                       "secret": self._create_secret}
         if argv and not argv[0].startswith("-"):
             if argv[0] not in subcommands:
                 raise TestbedError(f'error: unknown command "{argv[0]}" for "kubectl create" (the testbed creates '
-                                   "deployment, namespace, or objects from -f FILENAME)")
+                                   "deployment, namespace, secret tls, or objects from -f FILENAME)")
             return subcommands[argv[0]](argv[1:])
         return self.apply(argv)
 
@@ -149,6 +152,35 @@ class CreateCommands:
         replicas, port = _int32(parsed, "replicas", 1), _int32(parsed, "port", -1)
         deployment = generators.create_deployment(name, images, replicas, None if port < 0 else port, parsed.command)
         return self._create([deployment], parsed, wrap="failed to create deployment")
+
+    def _create_secret(self, argv: list[str]) -> str:
+        """`create secret tls NAME --cert=FILE --key=FILE`: a kubernetes.io/tls Secret (the seed
+        articles' Ingress workflow)."""
+        if argv[:1] != ["tls"]:
+            raise TestbedError(f'error: unknown command "secret {" ".join(argv[:1])}" for "kubectl create" '
+                               '(the testbed supports "create secret tls")')
+        parsed = parse_flags(argv[1:], [NAMESPACE, HELP, Flag("cert"), Flag("key")])
+        if len(parsed.args) != 1:
+            raise TestbedError("error: exactly one NAME is required, got " + str(len(parsed.args)))
+        files = {}
+        for flag in ("cert", "key"):
+            path = parsed.get(flag)
+            if not path:
+                raise TestbedError(f"error: --{flag} is required")
+            try:
+                files[flag] = Path(path).read_bytes()
+            except OSError as err:
+                raise TestbedError(f"error: open {path}: {err.strerror.lower() if err.strerror else err}") from None
+        import base64
+        name, namespace = parsed.args[0], self._namespace(parsed)
+        if any(s["metadata"]["name"] == name for s in self.cluster.get("Secret", None, namespace=namespace)):
+            raise TestbedError(f'error: failed to create secret secrets "{name}" already exists')
+        self.cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                            "metadata": {"name": name, "namespace": namespace},
+                            "data": {"tls.crt": base64.b64encode(files["cert"]).decode(),
+                                     "tls.key": base64.b64encode(files["key"]).decode()}})
+        return f"secret/{name} created\n"
+
 
     def _create_namespace(self, argv: list[str]) -> str:
         parsed = parse_flags(argv, [HELP, DRY_RUN, OUTPUT])

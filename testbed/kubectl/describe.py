@@ -23,7 +23,11 @@ MAX_ANNOTATION_LEN = 140
 # Events carry no source here, so the component that records each reason names it, as in a cluster.
 EVENT_SOURCES = {"Scheduled": "default-scheduler", "ScalingReplicaSet": "deployment-controller",
                  "SuccessfulCreate": "replicaset-controller", "SuccessfulDelete": "replicaset-controller",
-                 "IPAllocated": "metallb-controller", "AllocationFailed": "metallb-controller"}
+                 "IPAllocated": "metallb-controller", "AllocationFailed": "metallb-controller",
+                 **{reason: "nginx-ingress-controller" for reason in (
+                     "Sync", "RELOAD", "AnnotationParsingFailed", "AnnotationIgnored", "ServiceUnavailable",
+                     "TLSCertificateUnusable", "PathOverlap", "ConfigMapIgnored", "InvalidCertificateRef",
+                     "HostnameConflict")}}
 
 
 @dataclass(frozen=True)
@@ -715,10 +719,35 @@ def describe_ingress_class(ingress_class: dict, ctx: DescribeContext) -> str:
     return w.text()
 
 
+def describe_custom_resource(obj: dict, ctx: DescribeContext) -> str:
+    """kubectl's generic describer (custom resources such as the Gateway API kinds): the head, then
+    the object's fields as YAML-like indented text, then the events."""
+    from .format import dump_yaml
+    w = PrefixWriter()
+    name, namespace = _meta(obj)
+    w(0, f"Name:\t{name}\n")
+    if namespace:
+        w(0, f"Namespace:\t{namespace}\n")
+    w.labels("Labels", obj["metadata"].get("labels"))
+    w.annotations("Annotations", obj["metadata"].get("annotations"))
+    w(0, f"API Version:\t{obj.get('apiVersion', '')}\n")
+    w(0, f"Kind:\t{obj.get('kind', '')}\n")
+    text = w.text()
+    for section in ("spec", "status"):
+        if obj.get(section):
+            body = dump_yaml(obj[section]).rstrip("\n").replace("\n", "\n  ")
+            text += f"{section.capitalize()}:\n  {body}\n"
+    events = PrefixWriter()
+    events.events(ctx.events(obj), ctx.now)
+    return text + events.text()
+
+
 DESCRIBERS: dict[str, Callable[[dict, DescribeContext], str]] = {  # one for every kind in KINDS
     "Pod": describe_pod, "Service": describe_service, "Endpoints": describe_endpoints,
     "EndpointSlice": describe_endpoint_slice, "Deployment": describe_deployment,
     "ReplicaSet": describe_replica_set, "ReplicationController": describe_replica_set,
     "Ingress": describe_ingress, "IngressClass": describe_ingress_class, "Node": describe_node,
     "Namespace": describe_namespace, "ConfigMap": describe_config_map, "Secret": describe_secret,
+    "GatewayClass": describe_custom_resource, "Gateway": describe_custom_resource,
+    "HTTPRoute": describe_custom_resource, "ReferenceGrant": describe_custom_resource,
 }

@@ -281,6 +281,32 @@ def _secret_cells(secret: dict, now: datetime, wide: bool) -> list[str]:
             age(secret["metadata"].get("creationTimestamp"), now)]
 
 
+def _condition_status(obj: dict, kind: str) -> str:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return condition.get("status", "")
+    return "Unknown"
+
+
+def _gateway_class_cells(gateway_class: dict, now: datetime, wide: bool) -> list[str]:
+    # the CRD's additionalPrinterColumns: NAME CONTROLLER ACCEPTED AGE
+    return [gateway_class["metadata"]["name"], (gateway_class.get("spec") or {}).get("controllerName", ""),
+            _condition_status(gateway_class, "Accepted"), age(gateway_class["metadata"].get("creationTimestamp"), now)]
+
+
+def _gateway_cells(gateway: dict, now: datetime, wide: bool) -> list[str]:
+    addresses = [a.get("value", "") for a in (gateway.get("status") or {}).get("addresses") or []]
+    return [gateway["metadata"]["name"], (gateway.get("spec") or {}).get("gatewayClassName", ""),
+            ",".join(addresses), _condition_status(gateway, "Programmed"),
+            age(gateway["metadata"].get("creationTimestamp"), now)]
+
+
+def _http_route_cells(route: dict, now: datetime, wide: bool) -> list[str]:
+    hostnames = (route.get("spec") or {}).get("hostnames") or []
+    return [route["metadata"]["name"], '["' + '","'.join(hostnames) + '"]' if hostnames else "",
+            age(route["metadata"].get("creationTimestamp"), now)]
+
+
 AGE = "AGE"
 COLUMNS: dict[str, Columns] = {
     "Pod": Columns(("NAME", "READY", "STATUS", "RESTARTS", AGE),
@@ -301,6 +327,11 @@ COLUMNS: dict[str, Columns] = {
     "Namespace": Columns(("NAME", "STATUS", AGE), (), _namespace_cells),
     "ConfigMap": Columns(("NAME", "DATA", AGE), (), _configmap_cells),
     "Secret": Columns(("NAME", "TYPE", "DATA", AGE), (), _secret_cells),
+    "GatewayClass": Columns(("NAME", "CONTROLLER", "ACCEPTED", AGE), (), _gateway_class_cells),
+    "Gateway": Columns(("NAME", "CLASS", "ADDRESS", "PROGRAMMED", AGE), (), _gateway_cells),
+    "HTTPRoute": Columns(("NAME", "HOSTNAMES", AGE), (), _http_route_cells),
+    "ReferenceGrant": Columns(("NAME", AGE), (),
+                              lambda o, now, wide: [o["metadata"]["name"], age(o["metadata"].get("creationTimestamp"), now)]),
 }
 
 

@@ -473,10 +473,14 @@ class Kubelet:
         return c.failures_ready < int(probe.get("failureThreshold", 3))
 
     def _serves(self, runtime: PodRuntime, c: ContainerRuntime) -> bool:
-        """Without a readinessProbe: ready once every declared TCP port accepts connections."""
-        from .probes import tcp_check
+        """Without a readinessProbe: ready once every declared TCP port accepts connections and
+        every declared UDP port has a socket bound in the pod (a UDP-only pod would otherwise be
+        Ready before its server listens, and a client's first datagram would be lost)."""
+        from .probes import tcp_check, udp_ports_bound
         netns = self.nodes.netns(runtime.node)
-        return all(tcp_check(netns, runtime.ip, port, 0.5).success for port in c.workload.tcp_ports)
+        if not all(tcp_check(netns, runtime.ip, port, 0.5).success for port in c.workload.tcp_ports):
+            return False
+        return not c.workload.udp_ports or set(c.workload.udp_ports) <= udp_ports_bound(runtime.host.pid)
 
     def _probe(self, runtime: PodRuntime, c: ContainerRuntime, probe: dict) -> ProbeResult:
         return run_probe(probe, c.spec, self.nodes.netns(runtime.node), runtime.ip,

@@ -82,3 +82,18 @@ def run_probe(probe: dict, container: dict, node_netns: str, pod_ip: str, pod_pi
             return ProbeResult(False, str(err))
         return ProbeResult(proc.returncode == 0, proc.stdout.decode(errors="replace")[-200:])
     return ProbeResult(False, "probe has no handler")
+
+
+def udp_ports_bound(pid: int) -> set[int]:
+    """Local ports of the UDP sockets in the network namespace of process `pid`
+    (/proc/PID/net/udp lists that namespace's sockets)."""
+    try:
+        lines = open(f"/proc/{pid}/net/udp").read().splitlines()[1:]
+    except OSError:
+        return set()
+    ports = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 1 and ":" in fields[1]:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports

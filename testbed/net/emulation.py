@@ -421,6 +421,10 @@ class Emulation:
             veth = addressing.pod_veth_name(index, slot)
             ofport = addressing.FIRST_POD_PORT + slot
             bridge = self.bridges[node]
+            if self.switch == "ovs":
+                # A slot's previous veth may still be going away (its namespace's end dies with the
+                # pod's process): a new pair of the same name would fail with "File exists".
+                ROOT.run(["ip", "link", "del", veth], check=False)
             self.net.addLink(host, bridge, intfName1="eth0", intfName2=veth, port2=ofport,
                              addr1=addressing.pod_mac(ip), cls=Link)
             if self.switch == "ovs":
@@ -445,6 +449,7 @@ class Emulation:
             bridge = self.bridges.get(sandbox["node"])
             if bridge is not None and self.switch == "ovs":
                 vsctl("--if-exists", "del-port", bridge.name, sandbox["veth"], check=False)
+                ROOT.run(["ip", "link", "del", sandbox["veth"]], check=False)   # gone before its slot is reused
             elif bridge is not None:
                 bridge.detach(sandbox["veth"])
             for link in list(self.net.links):

@@ -271,7 +271,8 @@ def test_get_returns_copies(cluster):
 
 
 def test_lb_pool_exhaustion_leaves_service_pending():
-    cp = ControlPlane(ClusterConfig.for_nodes(["n1"], seed=1, cluster_dns=False, lb_pool=("172.18.255.200", "172.18.255.200")))
+    cp = ControlPlane(ClusterConfig.for_nodes(["n1"], seed=1, cluster_dns=False, lb_pool=("172.18.255.200", "172.18.255.200")),
+                      addons=())   # no add-on Service takes the only address
     cp.apply(parse_text("\n---\n".join(
         f"apiVersion: v1\nkind: Service\nmetadata: {{name: lb{i}}}\nspec: {{type: LoadBalancer, ports: [{{port: 80}}]}}"
         for i in range(2)), "t.yaml"))
@@ -288,7 +289,7 @@ def test_incremental_proxy_view_equals_a_full_rebuild():
     import random
     from testbed.proxy.model import service_ports
     from testbed.proxy.tracker import ServiceChangeTracker
-    c = Cluster(network=False, seed=4)
+    c = Cluster(network=False, seed=4, addons=["dns"])
     cp = c.control_plane
     rng = random.Random(4)
     tracker = ServiceChangeTracker(cp.store, cp.lock)

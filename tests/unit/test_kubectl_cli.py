@@ -64,7 +64,8 @@ def test_cli_runs_kubectl_commands_and_keeps_mininet_commands(kubectl, captured,
     text = captured.getvalue()
     assert "80:32223/TCP" in text
     assert "deployment.apps/myapp scaled" in text
-    assert "namespaces\nnodes\ningressclasses.networking.k8s.io\n" in text       # `api-resources` reached
+    assert ("namespaces\nnodes\ngatewayclasses.gateway.networking.k8s.io\n"
+            "ingressclasses.networking.k8s.io\n") in text                       # `api-resources` reached
     assert 'error: the server doesn\'t have a resource type "nosuch"\n' in text
     assert "Traceback" not in text
     assert "available nodes are:" in text                                        # Mininet's own command

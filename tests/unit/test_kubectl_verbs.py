@@ -156,7 +156,7 @@ def test_create_namespace_and_create_from_file_still_applies(kubectl, cluster, t
     assert run(kubectl, "create namespace staging") == "namespace/staging created\n"
     assert fails(kubectl, "create ns staging") == 'Error from server (AlreadyExists): namespaces "staging" already exists'
     assert "deployment.apps/myapp unchanged" in run(kubectl, f"create -f {EXAMPLES / 'myapp.yaml'}")
-    assert fails(kubectl, "create secret generic x").startswith('error: unknown command "secret" for "kubectl create"')
+    assert fails(kubectl, "create secret generic x").startswith('error: unknown command "secret generic" for "kubectl create"')
 
 
 # -- label / annotate -----------------------------------------------------------------------------

@@ -109,3 +109,16 @@ def test_experiment_options_override_the_grid():
     with pytest.raises(TestbedError, match="not a list of int"):
         parse_options(["--services", "many"], Toy)
     assert {name for name, _ in list_experiments()} >= {"throughput", "sync-scale", "lb-fairness", "proxy-scale"}
+
+
+def test_udp_ports_bound_reads_the_namespace_socket_table(tmp_path, monkeypatch):
+    import builtins
+    from testbed.kubelet.probes import udp_ports_bound
+    table = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+             "  1: 00000000:14E9 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2\n"
+             "  2: 0100007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 3 2\n")
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: __import__("io").StringIO(table)
+                        if str(path) == "/proc/4242/net/udp" else real_open(path, *a, **k))
+    assert udp_ports_bound(4242) == {5353, 53}
+    assert udp_ports_bound(999999999) == set()
