@@ -1,41 +1,50 @@
-"""New connections per second through a ClusterIP, per proxy mode and algorithm."""
+"""connection-rate: new connections per second through a ClusterIP, per mode and algorithm.
+
+Four client threads in one pod open short HTTP connections (one request each) for SECONDS to a
+Service of 3 replicas; every request is a new flow through the data plane (what a reactive SDN
+algorithm pays a controller round trip for). Combinations a mode does not offer (iptables has only
+random) are recorded as not run. Samples: `connections_per_second`, `connections`, `errors`.
+
+    python experiments/connection_rate.py --modes sdn --algorithms random,rr
+"""
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
-from testbed.experiments.common import (algorithm_annotations, cluster_for, connection_rate, data_plane_label, deployment,
-                                        mode_labels)
+from testbed.experiments import NotRunnable
+from testbed.experiments.common import algorithm_annotations, algorithms_of, connection_rate, deployment, mode_labels
+from testbed.results import sample
 
 NAME = "connection-rate"
 DESCRIPTION = "new connections per second through a Service VIP (modes x algorithms)"
 GRID = {"mode": mode_labels(), "algorithm": ["random", "rr", "lc", "maglev"], "replicas": [3], "seconds": [5.0],
         "concurrency": [4]}
+QUICK = {"seconds": [2.0], "algorithm": ["random", "rr"]}
 REPEATS = 1
 
 
-def run(point: dict, repeat: int) -> list[dict]:
-    annotations = algorithm_annotations(point["mode"], point["algorithm"])
-    with cluster_for(point["mode"], seed=repeat + 1) as cluster:
-        cluster.apply(deployment("rate", point["replicas"], annotations=annotations))
-        vip = cluster.get("svc", "rate")["spec"]["clusterIP"]
-        counts = connection_rate(cluster.client(), vip, 80, point["seconds"], point["concurrency"])
-        label = data_plane_label(cluster)
-    return [{**label, "connections": counts["ok"], "errors": counts["errors"], "seconds": counts["seconds"],
-             "connections_per_second": counts["ok"] / counts["seconds"]}]
+def setup(point, ctx):
+    if point["algorithm"] not in algorithms_of(point["mode"]):
+        raise NotRunnable(f"{point['mode']} mode offers {', '.join(algorithms_of(point['mode']))}; "
+                          f"not the {point['algorithm']!r} algorithm")
+    cluster = ctx.cluster_for(point["mode"], seed=ctx.repeat + 1)
+    cluster.start()
+    cluster.apply(deployment("rate", point["replicas"], annotations=algorithm_annotations(point["mode"], point["algorithm"])))
+    return cluster
 
 
-def report(frame, out_dir: Path) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    summary = frame.groupby(["mode", "algorithm"])["connections_per_second"].agg(["mean", "min", "max"]).reset_index()
-    lines = ["| mode | algorithm | conn/s mean | min | max |", "|---|---|---|---|---|"]
-    lines += [f"| {r['mode']} | {r['algorithm']} | {r['mean']:.0f} | {r['min']:.0f} | {r['max']:.0f} |"
-              for _, r in summary.iterrows()]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar([f"{m}\n{a}" for m, a in zip(summary["mode"], summary["algorithm"])], summary["mean"])
-    ax.set_ylabel("new connections / s")
-    fig.tight_layout()
-    fig.savefig(out_dir / "connection-rate.png", dpi=120)
-    plt.close(fig)
-    return lines + ["", "![connections per second](connection-rate.png)"]
+def measure(cluster, point, ctx):
+    vip = cluster.get("svc", "rate")["spec"]["clusterIP"]
+    counts = connection_rate(cluster.client(), vip, 80, point["seconds"], point["concurrency"])
+    yield sample("connections_per_second", counts["ok"] / counts["seconds"], "connections/s", target="vip")
+    yield sample("connections", counts["ok"], "connections", target="vip")
+    yield sample("errors", counts["errors"], "connections", target="vip")
+
+
+def teardown(cluster):
+    cluster.stop()
+
+
+if __name__ == "__main__":
+    from testbed.experiments import script_main
+    sys.exit(script_main(NAME, sys.argv[1:]))

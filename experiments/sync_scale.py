@@ -1,64 +1,57 @@
-"""How long a data plane takes to take in N Services, and one change among them."""
+"""sync-scale: how long a data plane takes to take in N Services, and one change among them (3 nodes).
+
+Selector-less Services with two endpoints each (no pods behind them: this measures the rules, not
+the pods), applied at once to the default 3-node cluster, every node syncing concurrently. Samples:
+`full_sync_s` (all syncs the apply caused), `apply_to_programmed_s`, `change_sync_s` (one more
+Service), `rules` (rules or flows per node). proxy-scale measures the same on one node with real
+endpoints and traffic.
+
+    python experiments/sync_scale.py --modes iptables-legacy,sdn --services 1,1000
+"""
 from __future__ import annotations
 
+import sys
 import time
-from pathlib import Path
 
-from testbed.experiments.common import cluster_for, data_plane_label, mode_labels, selectorless_services
+from testbed.experiments.common import mode_labels, selectorless_services
+from testbed.results import sample
 
 NAME = "sync-scale"
-DESCRIPTION = "data-plane sync time at N Services (full, and one Service changed) per mode"
+DESCRIPTION = "data-plane sync time at N Services (full, and one Service changed) per mode, 3 nodes"
 GRID = {"mode": mode_labels(), "services": [1, 100, 1000]}
+QUICK = {"services": [1, 100]}
 REPEATS = 1
 
 
-def _sync_time_of(cluster, action) -> tuple[float, float, int]:
-    """Run `action`; return the data plane's sync time it caused (all syncs until settled, summed),
-    the wall time from the call until everything settled, and how many syncs that took."""
+def _sync_time_of(cluster, action) -> tuple[float, float]:
     history = cluster.emulation.dataplane.loop.sync_seconds
     before = len(history)
     started = time.monotonic()
     action()
-    wall = time.monotonic() - started
-    return sum(history[before:]), wall, len(history) - before
+    return sum(history[before:]), time.monotonic() - started
 
 
-def run(point: dict, repeat: int) -> list[dict]:
+def setup(point, ctx):
+    cluster = ctx.cluster_for(point["mode"], cluster_dns=False)
+    cluster.start()
+    return cluster
+
+
+def measure(cluster, point, ctx):
     count = point["services"]
-    with cluster_for(point["mode"], cluster_dns=False) as cluster:
-        label = data_plane_label(cluster)
-        full_sync, full_wall, full_syncs = _sync_time_of(cluster, lambda: cluster.apply(selectorless_services(count)))
-        # one more Service among N
-        change_sync, change_wall, _ = _sync_time_of(cluster, lambda: cluster.apply(selectorless_services(1, offset=count)))
-        rules = cluster.emulation.dataplane.rule_count()
-    return [{**label, "full_sync_seconds": full_sync, "full_syncs": full_syncs, "apply_to_synced_seconds": full_wall,
-             "change_sync_seconds": change_sync, "change_apply_to_synced_seconds": change_wall,
-             "rules_per_node": rules}]
+    full, wall = _sync_time_of(cluster, lambda: cluster.apply(selectorless_services(count)))
+    change, change_wall = _sync_time_of(cluster, lambda: cluster.apply(selectorless_services(1, offset=count)))
+    yield sample("full_sync_s", full, "s")
+    yield sample("apply_to_programmed_s", wall, "s")
+    yield sample("change_sync_s", change, "s", target="add")
+    yield sample("change_apply_to_programmed_s", change_wall, "s", target="add")
+    yield sample("rules", cluster.emulation.dataplane.rule_count(), "rules")
 
 
-def report(frame, out_dir: Path) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    lines = ["| mode | services | full sync s | one change s | rules (iptables) or flows (sdn) per node |",
-             "|---|---|---|---|---|"]
-    summary = frame.groupby(["mode", "services"]).agg(
-        full=("full_sync_seconds", "median"), change=("change_sync_seconds", "median"),
-        rules=("rules_per_node", "max")).reset_index()
-    for _, r in summary.iterrows():
-        lines.append(f"| {r['mode']} | {r['services']} | {r['full']:.3f} | {r['change']:.3f} | {r['rules']} |")
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for mode, group in summary.groupby("mode"):
-        axes[0].plot(group["services"], group["full"], marker="o", label=mode)
-        axes[1].plot(group["services"], group["change"], marker="o", label=mode)
-    for ax, title in zip(axes, ("full sync", "one Service changed")):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("Services")
-        ax.set_ylabel("seconds")
-        ax.set_title(title)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "sync-scale.png", dpi=120)
-    plt.close(fig)
-    return lines + ["", "![sync time](sync-scale.png)"]
+def teardown(cluster):
+    cluster.stop()
+
+
+if __name__ == "__main__":
+    from testbed.experiments import script_main
+    sys.exit(script_main(NAME, sys.argv[1:]))

@@ -1,4 +1,4 @@
-"""The `testbed` command: validate, render, up, demo, experiment, report, clean, vm.
+"""The `testbed` command: validate, render, up, demo, experiment, report, probe, clean, vm.
 
 Every user error ends as one line per problem on stderr and a non-zero exit, never a traceback.
 """
@@ -68,7 +68,7 @@ def cmd_up(args) -> int:
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
-    return run_demo(topo=args.topo, proxy_mode=args.proxy_mode)
+    return run_demo(topo=args.topo, proxy_mode=args.proxy_mode, sweep=not args.no_sweep)
 
 
 def cmd_clean(args) -> int:
@@ -79,21 +79,25 @@ def cmd_clean(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from .experiments import list_experiments, run_experiment
+    from .experiments import list_experiments, load_experiment, run_experiment, usage
     if args.action == "list":
         for name, description in list_experiments():
-            print(f"{name:24} {description}")
+            print(f"{name:16} {description}")
+            print(f"{'':16} {usage(load_experiment(name))}")
         return 0
     if not args.name:
         raise TestbedError("experiment run: which experiment? (see `testbed experiment list`)")
-    out = run_experiment(args.name, args.options, results_dir=args.results)
+    out = run_experiment(args.name, args.options)
     print(f"results: {out}")
+    print(f"report:  testbed report {out}")
     return 0
 
 
 def cmd_report(args) -> int:
     from .reports import write_report
-    print(f"report: {write_report(args.results_dir)}")
+    report = write_report(args.results_dir)
+    print(f"report: {report.html}")
+    print(f"summary: {report.markdown}")
     return 0
 
 
@@ -178,18 +182,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="bring up the default cluster with the example manifests and show them working")
     p.add_argument("--topo", default="default")
     p.add_argument("--proxy-mode", default="iptables", choices=list(backends))
+    p.add_argument("--no-sweep", action="store_true", help="only the feature tour, without the quick proxy-scale sweep")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("experiment", help="list or run experiments")
+    p = sub.add_parser("experiment", help="list or run experiments",
+                       description="testbed experiment run NAME [--modes a,b] [--services 1,100,...] [--repeat N] "
+                                   "[--out DIR] [--quick] [--switch ovs|linuxbridge] (and the experiment's own "
+                                   "grid options: `testbed experiment list`)")
     p.add_argument("action", choices=("list", "run"))
     p.add_argument("name", nargs="?")
-    p.add_argument("--results", default="results", help="where result folders go")
     p.add_argument("options", nargs=argparse.REMAINDER, help="experiment options (see `run NAME --help`)")
     p.set_defaults(func=cmd_experiment)
 
-    p = sub.add_parser("report", help="write a report with plots for a results folder")
+    p = sub.add_parser("report", help="write an HTML report and a Markdown summary with plots for a results folder")
     p.add_argument("results_dir")
     p.set_defaults(func=cmd_report)
+
+    from .probes.cli import add_probe_parser
+    add_probe_parser(sub)
 
     p = sub.add_parser("clean", help="remove what a crashed run left (only what the testbed made)")
     p.set_defaults(func=cmd_clean)

@@ -4,7 +4,9 @@ It brings the cluster up, applies examples/ (the manifests from the articles thi
 from, unchanged) and shows, with real traffic: a ClusterIP Service by name spreading over its
 replicas, the NodePort and the LoadBalancer IP from the external host, session affinity, cluster DNS
 (A, SRV, PTR, CNAME), a deleted pod being replaced while the Service keeps answering, and the rules
-the chosen mode put in a node for the Service. Then it tears everything down.
+the chosen mode put in a node for the Service. Then it tears everything down, and runs a quick
+proxy-scale sweep (1 and 1,000 Services) of every mode this kernel can run, printing its headline
+table and the path of its report.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def _control_plane_only() -> int:
     return 0
 
 
-def run_demo(topo: str = "default", proxy_mode: str = "iptables") -> int:
+def run_demo(topo: str = "default", proxy_mode: str = "iptables", sweep: bool = True) -> int:
     if os.geteuid() != 0:
         return _control_plane_only()
     started = time.monotonic()
@@ -108,6 +110,25 @@ def run_demo(topo: str = "default", proxy_mode: str = "iptables") -> int:
             for line in lines:
                 if cluster_ip in line or "default/myapp-svc" in line or any(c in line for c in chains):
                     print("  " + line.strip())
-        print(f"\ndemo finished in {time.monotonic() - started:.1f} s; tearing down")
+        print(f"\ntour finished in {time.monotonic() - started:.1f} s; tearing down")
     print("torn down: no namespaces, bridges or processes left")
+    if sweep:
+        quick_sweep()
+    print(f"\ndemo finished in {time.monotonic() - started:.1f} s")
     return 0
+
+
+def quick_sweep(argv: tuple[str, ...] = ("--quick",)) -> Path:
+    """`testbed experiment run proxy-scale --quick`, its report, and the headline table printed."""
+    from .reports import headline, headline_blocks, to_markdown, write_report
+    from .results import load
+    from .experiments import run_experiment
+    _section("proxy-scale --quick: every mode this kernel runs, at 1 and 1,000 Services")
+    out = run_experiment("proxy-scale", list(argv))
+    report = write_report(out)
+    results = load(out)
+    print(to_markdown(headline_blocks(headline(results.samples))).strip() or "no samples")
+    for _, row in results.not_run.drop_duplicates(subset=["mode"]).iterrows():
+        print(f"not run: {row['mode']}: {row['reason']}")
+    print(f"report: {report.html} (and {report.markdown.name}, plots beside it)")
+    return out

@@ -9,6 +9,9 @@ topology can be loaded and checked without root.
     switches: [fabric]
     links: [[node1, fabric], [node2, fabric], [node3, fabric]]
     external: fabric
+
+A link may carry TCLink-style parameters as a third element, `[node1, fabric, {bw: 100, delay: 5ms,
+loss: 1}]` (net/links.py: HTB for bw, netem for the rest; refused where the kernel lacks them).
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ class Topology:
     links: tuple[tuple[str, str], ...]
     external: str
     description: str = ""
+    link_shapes: tuple = ()        # (end, end, net.links.LinkShape) for the links with parameters
 
     def uplink_of(self, node: str) -> str:
         """The switch a node's bridge connects to."""
@@ -63,7 +67,11 @@ def parse_topology(data: dict, source: str = "<topology>") -> Topology:
         raise TestbedError(f"{source}: {message}")
     nodes = tuple(data.get("nodes") or ())
     switches = tuple(data.get("switches") or ())
-    links = tuple(tuple(link) for link in data.get("links") or ())
+    from .net.links import parse_shape
+    raw_links = [list(link) if isinstance(link, (list, tuple)) else [link] for link in data.get("links") or ()]
+    shapes = tuple((link[0], link[1], parse_shape(link[2], f"{source}: links: {link[:2]}"))
+                   for link in raw_links if len(link) == 3 and isinstance(link[2], dict))
+    links = tuple(tuple(link[:2]) if len(link) == 3 and isinstance(link[2], dict) else tuple(link) for link in raw_links)
     if not nodes:
         fail("nodes: Required value: a topology needs at least one node")
     for name in nodes + switches:
@@ -82,4 +90,4 @@ def parse_topology(data: dict, source: str = "<topology>") -> Topology:
     if external not in switches:
         fail(f"external: {external!r}: must name the switch the external host attaches to")
     return Topology(name=data.get("name") or source, nodes=nodes, switches=switches, links=links,
-                    external=external, description=data.get("description", ""))
+                    external=external, description=data.get("description", ""), link_shapes=shapes)

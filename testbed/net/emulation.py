@@ -142,6 +142,9 @@ class Emulation:
         self._build_static_network()
         self.timings["network"] = time.monotonic() - started
         self._configure_nodes()
+        if self.topology.link_shapes:   # TCLink-style bw/delay/loss on topology links (net/links.py)
+            from .links import shape_topology_links
+            shape_topology_links(self)
         self.dataplane.start()
         context = ComponentContext(nodes=self.nodes, api=api, announce=self._announce)
         from ..kubelet.kubelet import Kubelet

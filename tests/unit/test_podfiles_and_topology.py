@@ -99,14 +99,16 @@ def test_shipped_topologies_load_and_bad_ones_name_the_problem():
 
 
 def test_experiment_options_override_the_grid():
-    grid, repeats = parse_options(["--mode", "iptables,sdn", "--services", "1,10", "--repeats", "2"],
-                                  {"mode": ["iptables"], "services": [1000]})
-    assert grid == {"mode": ["iptables", "sdn"], "services": [1, 10]} and repeats == 2
+    class Toy:
+        NAME, GRID, QUICK, REPEATS = "toy", {"mode": ["iptables"], "services": [1000]}, {"services": [1]}, 1
+    options = parse_options(["--modes", "iptables,sdn", "--services", "1,10", "--repeat", "2"], Toy)
+    assert options.grid == {"mode": ["iptables", "sdn"], "services": [1, 10]} and options.repeat == 2
+    assert parse_options(["--quick"], Toy).grid["services"] == [1]
     with pytest.raises(TestbedError, match="unknown option --bogus"):
-        parse_options(["--bogus", "1"], {"mode": ["iptables"]})
+        parse_options(["--bogus", "1"], Toy)
     with pytest.raises(TestbedError, match="not a list of int"):
-        parse_options(["--services", "many"], {"services": [1]})
-    assert {name for name, _ in list_experiments()} >= {"throughput", "sync-scale", "lb-distribution"}
+        parse_options(["--services", "many"], Toy)
+    assert {name for name, _ in list_experiments()} >= {"throughput", "sync-scale", "lb-fairness", "proxy-scale"}
 
 
 def test_udp_ports_bound_reads_the_namespace_socket_table(tmp_path, monkeypatch):
