@@ -289,6 +289,7 @@ class Emulation:
         no_dns = "# no upstream resolver inside the emulation\n"
         controller = self.dataplane.openflow_controller()
         redundant = bool(self.topology.switch_links())
+        shaped = {frozenset((a, b)) for a, b, _ in self.topology.link_shapes}
         for index, switch in enumerate(self.topology.switches):
             self._bridge(f"{addressing.ROOT_PREFIX}-{switch}", addressing.dpid_for(index, fabric=True), False,
                          rstp=redundant)
@@ -300,8 +301,12 @@ class Emulation:
             ip = addressing.node_ip(index)
             self.net.addLink(host, bridge, intfName1="eth0", intfName2=addressing.node_veth_name(index),
                              port2=addressing.NODE_PORT, addr1=addressing.host_mac(ip), cls=Link)
-            uplink = self.net[f"{addressing.ROOT_PREFIX}-{self.topology.uplink_of(node)}"]
-            self.net.addLink(bridge, uplink, port1=addressing.UPLINK_PORT, cls=OVSLink if self.switch == "ovs" else Link,
+            uplink_switch = self.topology.uplink_of(node)
+            uplink = self.net[f"{addressing.ROOT_PREFIX}-{uplink_switch}"]
+            # OVS bridges meet over patch ports (no netdev, no copy), except on a shaped link: tc
+            # needs a device, so that link is a veth pair.
+            patch = self.switch == "ovs" and frozenset((node, uplink_switch)) not in shaped
+            self.net.addLink(bridge, uplink, port1=addressing.UPLINK_PORT, cls=OVSLink if patch else Link,
                              intfName1=f"tb-up-{node}"[:15], intfName2=f"tb-fab-{node}"[:15])
             self._free_slots[node] = set(range(1, 250))
         # Fabric links are veth pairs, not patch ports: OVS 3.1 aborts when RSTP runs over patch ports.

@@ -106,7 +106,7 @@ def trace(cluster, service: str, namespace: str = "default", port: int | str | N
         gateway_mac = resolve_mac(client, next_hop(client, vip)) or ""
         in_port = client.intf("eth0").link.intf2.name
         flow = (f"in_port={in_port},tcp,dl_src={src_mac},dl_dst={gateway_mac},nw_src={client.IP()},nw_dst={vip},"
-                f"nw_ttl=64,tp_src=45678,tp_dst={vport},tcp_flags=+syn")
+                f"nw_ttl=64,tp_src=45678,tp_dst={vport},tcp_flags=0x002")  # SYN: an exact value, not a match
         # ovs-appctl talks to ovs-vswitchd over its control socket: a command, no traffic
         # (each ct action's recirculation is followed with ct_state trk,new: ofproto/trace's default)
         output = NamespaceRunner().run(["ovs-appctl", "ofproto/trace", addressing.bridge_name(node_name), flow],
