@@ -79,7 +79,7 @@ def one_mode(mode: str, count: int, connects: int) -> dict:
         last = cluster.get("svc", f"scale-{count - 1}")["spec"]["clusterIP"]
         latency = {"first": connect_times(probe, first, connects), "last": connect_times(probe, last, connects)}
         label = data_plane_label(cluster)
-    return {"mode": mode, **label, "services": count, "endpoints_per_service": 3, "cluster_up_seconds": round(up, 2),
+    return {**label, "mode": mode, "services": count, "endpoints_per_service": 3, "cluster_up_seconds": round(up, 2),
             "apply_to_programmed_seconds": round(programmed, 2), "rules_or_flows_per_node": rules,
             "pod_start_seconds": round(pod_start, 2), "connect": latency}
 

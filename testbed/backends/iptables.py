@@ -517,7 +517,8 @@ class SavedState:
 
 
 _BUILTIN_CHAINS = {"filter": ("INPUT", "FORWARD", "OUTPUT"),
-                   "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}
+                   "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+                   "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")}
 
 
 def _jumps_to(line: str, source: str, target: str) -> bool:
@@ -567,16 +568,12 @@ def drop_empty_nft_tables(runner: NamespaceRunner, save_command: str) -> None:
             runner.run(["nft", "delete", "table", "ip", table], check=False)
 
 
-def cleanup_text(saved: SavedState) -> str:
-    """Restore input that removes every jump to, and every chain of, this proxier."""
-    owned_filter = set(FILTER_TOP_CHAINS)
-    owned_nat = set(NAT_TOP_CHAINS)
+def chain_removal_text(saved: SavedState, ours_by_table: Mapping[str, Sequence[str]]) -> str:
+    """Restore input that deletes, per table, the built-in chains' jumps to the given chains and then
+    the chains themselves (flushed first: a chain must be empty and unreferenced to go). Shared by
+    every mode that keeps iptables chains (iptables, ipvs, userspace: kube-proxy's CleanupLeftovers)."""
     out: list[str] = []
-    for table, owned in (("filter", owned_filter), ("nat", owned_nat)):
-        present = saved.chains.get(table)
-        if present is None:
-            continue
-        ours = sorted(c for c in present if c in owned or (table == "nat" and is_service_chain_name(c)))
+    for table, ours in ours_by_table.items():
         jumps = [line for line in saved.builtin_rules.get(table, ())
                  if any(_jumps_to(line, line.split()[1], c) for c in ours)]
         if not ours and not jumps:
@@ -587,6 +584,14 @@ def cleanup_text(saved: SavedState) -> str:
         out += [f"-X {c}" for c in ours]
         out.append("COMMIT")
     return "\n".join(out) + "\n" if out else ""
+
+
+def cleanup_text(saved: SavedState) -> str:
+    """Restore input that removes every jump to, and every chain of, this proxier."""
+    owned = {"filter": set(FILTER_TOP_CHAINS), "nat": set(NAT_TOP_CHAINS)}
+    return chain_removal_text(saved, {
+        table: sorted(c for c in saved.chains[table] if c in chains or (table == "nat" and is_service_chain_name(c)))
+        for table, chains in owned.items() if table in saved.chains})
 
 
 # ---------------------------------------------------------------------------------------------

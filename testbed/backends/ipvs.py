@@ -63,7 +63,7 @@ from testbed.proxy.model import Endpoint, NodeInfo, ServicePort
 from testbed.proxy.topology import categorize_endpoints
 from testbed.timescale import scaled
 
-from .iptables import JumpRule, drop_empty_nft_tables, masquerade_mark, parse_save
+from .iptables import JumpRule, chain_removal_text, drop_empty_nft_tables, masquerade_mark, parse_save
 
 DUMMY_DEVICE = "kube-ipvs0"
 DEFAULT_SCHEDULER = "rr"
@@ -836,22 +836,8 @@ class IpvsProxier:
 
 def cleanup_text(saved) -> str:
     """Restore input that deletes the jumps to, and the chains of, the ipvs proxier (iptablesCleanupChains)."""
-    out: list[str] = []
-    for table in ("nat", "filter"):
-        present = saved.chains.get(table)
-        if present is None:
-            continue
-        ours = [c for t, c in IPTABLES_CHAINS if t == table and c in present]
-        jumps = [line for line in saved.builtin_rules.get(table, ())
-                 if any(f" -j {c}" in line and line.endswith(c) for c in ours)]
-        if not ours and not jumps:
-            continue
-        out.append(f"*{table}")
-        out += [f":{c} - [0:0]" for c in ours]
-        out += ["-D " + line[3:] for line in jumps]
-        out += [f"-X {c}" for c in ours]
-        out.append("COMMIT")
-    return "\n".join(out) + "\n" if out else ""
+    return chain_removal_text(saved, {table: [c for t, c in IPTABLES_CHAINS if t == table and c in saved.chains[table]]
+                                      for table in ("nat", "filter") if table in saved.chains})
 
 
 # ---------------------------------------------------------------------------------------------

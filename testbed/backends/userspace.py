@@ -55,36 +55,7 @@ from testbed.proxy.model import NodeInfo, ServicePort
 from testbed.proxy.topology import categorize_endpoints, externally_accessible
 from testbed.timescale import scaled
 
-from .iptables import drop_empty_nft_tables
-
-BUILTIN_CHAINS = {"nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"), "filter": ("INPUT", "FORWARD", "OUTPUT"),
-                  "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")}
-
-
-@dataclass(frozen=True)
-class Saved:
-    """What the proxier reads from iptables-save: chains and built-in-chain rules per table."""
-    chains: dict[str, set[str]]
-    builtin_rules: dict[str, list[str]]
-
-    def has_jump(self, jump: "Jump") -> bool:
-        return any(line.startswith(f"-A {jump.source} ") and line.endswith(f"-j {jump.target}")
-                   for line in self.builtin_rules.get(jump.table, ()))
-
-
-def parse_save(text: str) -> Saved:
-    chains: dict[str, set[str]] = {}
-    builtin: dict[str, list[str]] = {}
-    table = ""
-    for line in text.splitlines():
-        if line.startswith("*"):
-            table = line[1:].strip()
-            chains.setdefault(table, set())
-        elif line.startswith(":"):
-            chains[table].add(line[1:].split()[0])
-        elif line.startswith("-A ") and line.split()[1] in BUILTIN_CHAINS.get(table, ()):
-            builtin.setdefault(table, []).append(line)
-    return Saved(chains, builtin)
+from .iptables import SavedState, chain_removal_text, drop_empty_nft_tables, parse_save
 
 PORTALS_CONTAINER = "KUBE-PORTALS-CONTAINER"
 PORTALS_HOST = "KUBE-PORTALS-HOST"
@@ -583,20 +554,10 @@ class UserspaceProxier:
         self.process.stop()
 
 
-def cleanup_text(saved) -> str:
+def cleanup_text(saved: SavedState) -> str:
     """Restore input that deletes the jumps to and the chains of this mode, in every table."""
-    out: list[str] = []
-    for table in ("nat", "filter", "mangle"):
-        present = saved.chains.get(table)
-        if present is None:
-            continue
-        ours = [c for t, c in CHAINS if t == table and c in present]
-        jumps = [line for line in saved.builtin_rules.get(table, ()) if any(line.endswith(f"-j {c}") for c in ours)]
-        if not ours and not jumps:
-            continue
-        out += [f"*{table}", *[f":{c} - [0:0]" for c in ours], *["-D " + line[3:] for line in jumps],
-                *[f"-X {c}" for c in ours], "COMMIT"]
-    return "\n".join(out) + "\n" if out else ""
+    return chain_removal_text(saved, {table: [c for t, c in CHAINS if t == table and c in saved.chains[table]]
+                                      for table in ("nat", "filter", "mangle") if table in saved.chains})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..components import ComponentContext, ManagedContainer
-from ..sync import SyncLoop
+from ..sync import LoopComponent, SyncLoop
 from . import nginx
 from .addon import CONFIGMAP, NAME, NAMESPACE
 from .model import ClusterObjects, Problem, RoutingModel, build_model
@@ -110,7 +110,7 @@ def klog(level: str, message: str) -> str:
     return f"{level}{now:%m%d %H:%M:%S.%f}       1 controller.py] {message}\n"
 
 
-class IngressController:
+class IngressController(LoopComponent):
     name = "ingress-nginx"
 
     def __init__(self, ctx: ComponentContext):
@@ -127,7 +127,6 @@ class IngressController:
         self._tested: dict[str, str | None] = {}    # nginx -t results by configuration digest
         self.reload_seconds: list[float] = []      # nginx -t + reload + all pods serving, per change
         self.loop = SyncLoop(self.name, ctx.api.store, WATCHED | gateway_kinds(), self._sync)
-        self.errors = self.loop.errors
 
     # -- component ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -138,18 +137,6 @@ class IngressController:
         with self._lock:
             for pid in list(self.pods):
                 self.stop_container(pid)
-
-    def synced(self) -> bool:
-        return self.loop.synced()
-
-    def activity(self) -> str | None:
-        return self.loop.activity()
-
-    def progress(self) -> int:
-        return self.loop.progress()
-
-    def busy(self) -> bool:
-        return self.loop.busy()
 
     # -- rendering (pure parts in model.py / nginx.py / gateway.py) -----------------------------
     def _objects(self) -> tuple[ClusterObjects, dict]:

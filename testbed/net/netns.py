@@ -23,24 +23,30 @@ def netns_file(pid: int | None = None, netns_path: str | None = None) -> str:
     raise ValueError("need the pid of a process in the namespace or a namespace file")
 
 
-def socket_in_netns(netns_path: str, kind: int = socket.SOCK_DGRAM) -> socket.socket:
-    """An IPv4 socket living in the network namespace at `netns_path`."""
-    made: dict = {}
+def in_netns(netns_path: str, function, *args):
+    """Run `function(*args)` in a short-lived thread that first enters the network namespace at
+    `netns_path`; its result (or its exception, raised here in the caller's thread)."""
+    outcome: dict = {}
 
-    def create() -> None:
+    def body() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         try:
             with open(netns_path) as netns:
                 if libc.setns(netns.fileno(), CLONE_NEWNET) != 0:
                     errno = ctypes.get_errno()
                     raise OSError(errno, f"setns {netns_path}: {os.strerror(errno)}")
-            made["socket"] = socket.socket(socket.AF_INET, kind)
-        except OSError as error:
-            made["error"] = error
+            outcome["value"] = function(*args)
+        except BaseException as error:   # handed to the caller's thread
+            outcome["error"] = error
 
-    thread = threading.Thread(target=create, name="netns-socket")
+    thread = threading.Thread(target=body, name="netns")
     thread.start()
     thread.join()
-    if "error" in made:
-        raise made["error"]
-    return made["socket"]
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def socket_in_netns(netns_path: str, kind: int = socket.SOCK_DGRAM) -> socket.socket:
+    """An IPv4 socket living in the network namespace at `netns_path`."""
+    return in_netns(netns_path, socket.socket, socket.AF_INET, kind)

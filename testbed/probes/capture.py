@@ -9,39 +9,15 @@ Nothing is sent anywhere but the emulation's own interfaces.
 """
 from __future__ import annotations
 
-import ctypes
-import os
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 
-CLONE_NEWNET = 0x40000000
+from ..net.netns import in_netns
+
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
-
-
-def in_netns(netns_path: str, function, *args):
-    """Run `function(*args)` in a thread that first enters the network namespace; its result."""
-    outcome: dict = {}
-
-    def body() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        try:
-            with open(netns_path) as netns:
-                if libc.setns(netns.fileno(), CLONE_NEWNET) != 0:
-                    errno = ctypes.get_errno()
-                    raise OSError(errno, f"setns {netns_path}: {os.strerror(errno)}")
-            outcome["value"] = function(*args)
-        except BaseException as error:   # handed to the caller's thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=body, name="netns-probe")
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 def netns_of(host) -> str:
