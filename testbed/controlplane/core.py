@@ -177,6 +177,14 @@ class ControlPlane:
         names = set.intersection(*sets) if len(sets) > 1 else sets[0]
         return [p for p in (self.store.get("Pod", namespace, n) for n in names) if p]
 
+    def pods_matching(self, namespace: str, selector: dict) -> list[dict]:
+        """Pods in `namespace` matching a LabelSelector or a map selector: the label index narrows by
+        the equality terms, then every term is checked."""
+        equal = selector.get("matchLabels") or {} if ("matchLabels" in selector or "matchExpressions" in selector) \
+            else selector
+        candidates = self.pods_selected(namespace, equal) if equal else self.store.list("Pod", namespace)
+        return [p for p in candidates if selector_matches(selector, p["metadata"].get("labels") or {})]
+
     def slices_of(self, namespace: str, service: str) -> list[dict]:
         names = self._slices_by_service.get((namespace, service), ())
         return [s for s in (self.store.get("EndpointSlice", namespace, n) for n in names) if s]
@@ -264,6 +272,8 @@ class ControlPlane:
             self._enqueue(owner["kind"], (ns, owner["name"]))
             if node:
                 self.owned_on_node[(owner["uid"], node)] += 1
+        elif not pod["metadata"].get("deletionTimestamp"):
+            self._enqueue_adopters(ns, labels)
         if node:
             self.pods_by_node[node].add(key)
         else:
@@ -271,6 +281,14 @@ class ControlPlane:
         if self.hollow_kubelet:
             self._enqueue("kubelet", key)
         self._enqueue_services_for(ns, labels)
+
+    def _enqueue_adopters(self, ns: str, labels: dict) -> None:
+        """An orphan pod: the ReplicaSets and ReplicationControllers whose selector matches it may
+        adopt it (the ReplicaSet controller's addPod / getPodReplicaSets)."""
+        for kind in ("ReplicaSet", "ReplicationController"):
+            for rs in self.store.list(kind, ns):
+                if selector_matches(rs["spec"].get("selector") or {}, labels):
+                    self._enqueue(kind, (ns, rs["metadata"]["name"]))
 
     def _enqueue_services_for(self, ns: str, labels: dict) -> None:
         candidates: set[str] = set()

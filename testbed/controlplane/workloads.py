@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from ..store import copy_object
+from ..validation import selector_matches
 from .context import WorkloadContext
 from .endpoints import pod_is_ready
 from .naming import pod_template_hash, random_suffix
@@ -90,10 +91,40 @@ def new_pod_from_template(cp: WorkloadContext, owner: dict) -> dict:
     }
 
 
+def claim_pods(cp: WorkloadContext, rs: dict) -> list[dict]:
+    """The pods this ReplicaSet (or ReplicationController) controls, as ClaimPods does
+    (pkg/controller/controller_ref_manager.go): an owned pod whose labels no longer match the
+    selector is released (its controller reference removed: it lives on as an orphan, and the
+    controller makes a replacement); an orphan that matches, and is not being deleted, is adopted.
+    A controller being deleted neither releases nor adopts."""
+    meta = rs["metadata"]
+    selector = rs["spec"].get("selector") or {}
+    deleting = bool(meta.get("deletionTimestamp"))
+    claimed = []
+    for pod in cp.pods_owned_by(meta["uid"]):
+        if deleting or selector_matches(selector, pod["metadata"].get("labels") or {}):
+            claimed.append(pod)
+        else:
+            released = copy_object(pod)
+            released["metadata"]["ownerReferences"] = [
+                r for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != meta["uid"]]
+            if not released["metadata"]["ownerReferences"]:
+                del released["metadata"]["ownerReferences"]
+            cp.store.update(released)
+    if not deleting and selector:
+        for pod in cp.pods_matching(meta["namespace"], selector):
+            if controller_of(pod) is None and not pod["metadata"].get("deletionTimestamp"):
+                adopted = copy_object(pod)
+                adopted["metadata"]["ownerReferences"] = [*(pod["metadata"].get("ownerReferences") or []),
+                                                          owner_ref(rs)]
+                claimed.append(cp.store.update(adopted))
+    return claimed
+
+
 def sync_replica_set(cp: WorkloadContext, rs: dict) -> None:
     """ReplicaSet or ReplicationController: create or delete pods to match spec.replicas, then status."""
     namespace = rs["metadata"]["namespace"]
-    pods = [p for p in cp.pods_owned_by(rs["metadata"]["uid"]) if is_active(p)]
+    pods = [p for p in claim_pods(cp, rs) if is_active(p)]
     wanted = rs["spec"].get("replicas", 1)
     failure = None
     if len(pods) < wanted:

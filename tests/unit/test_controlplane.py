@@ -329,3 +329,45 @@ def test_incremental_proxy_view_equals_a_full_rebuild():
         previous = now
     assert ports != first
     tracker.close()
+
+
+RS_MANIFEST = """
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx}]}
+"""
+
+
+def test_a_pod_relabeled_out_of_its_replica_set_is_released_and_replaced():
+    """ClaimPods (controller_ref_manager.go): the pod lives on as an orphan, and the ReplicaSet
+    makes a new one to keep its count (it kept counting the relabeled pod before)."""
+    c = Cluster(network=False, seed=3)
+    c.apply(RS_MANIFEST)
+    pod = c.get("pods")[0]
+    name = pod["metadata"]["name"]
+    relabeled = {"apiVersion": "v1", "kind": "Pod", "metadata": {**pod["metadata"], "labels": {"app": "debug"}},
+                 "spec": pod["spec"]}
+    c.apply(relabeled)
+    pods = {p["metadata"]["name"]: p for p in c.get("pods")}
+    assert len(pods) == 3 and "ownerReferences" not in pods[name]["metadata"]
+    owned = [p for p in pods.values() if p["metadata"].get("ownerReferences")]
+    assert len(owned) == 2 and all(p["metadata"]["labels"] == {"app": "web"} for p in owned)
+    assert c.get("rs", "web")["status"]["replicas"] == 2
+
+
+def test_a_matching_orphan_pod_is_adopted():
+    c = Cluster(network=False, seed=3)
+    c.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stray", "labels": {"app": "web"}},
+             "spec": {"containers": [{"name": "web", "image": "nginx"}]}})
+    c.apply(RS_MANIFEST)
+    pods = {p["metadata"]["name"]: p for p in c.get("pods")}
+    assert len(pods) == 2      # the stray pod counts as one of the two replicas
+    assert pods["stray"]["metadata"]["ownerReferences"][0]["name"] == "web"
+    c.delete("rs", "web")
+    assert c.get("pods") == []  # adopted pods are the ReplicaSet's: they go with it
