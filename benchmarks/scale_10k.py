@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shlex
 import statistics
 import sys
 import time
@@ -29,9 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import write_result  # noqa: E402
-from testbed.experiments.common import cluster_for, data_plane_label  # noqa: E402
+from testbed.experiments.common import WORKLOADS, cluster_for, data_plane_label, run_workload  # noqa: E402
 
-CONNECT_LATENCY = Path(__file__).resolve().parent.parent / "testbed" / "workloads" / "connect_latency.py"
 WEB = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
                 "template": {"metadata": {"labels": {"app": "web"}},
@@ -52,12 +50,12 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def connect_times(pod, vip: str, count: int) -> dict:
-    argv = [sys.executable, "-I", "-S", str(CONNECT_LATENCY), vip, "80", str(count)]
-    result = json.loads(pod.cmd(" ".join(shlex.quote(a) for a in argv)).strip().splitlines()[-1])
-    samples = result["samples_us"]
+    """COUNT sequential connects to VIP:80 (the experiments' timed_targets workload, no warm-up)."""
+    result = run_workload(pod, WORKLOADS / "timed_targets.py", "connect", count, 0, f"vip={vip}:80")
+    samples = result["samples_us"]["vip"]
     return {"p50_us": percentile(samples, 0.5), "p99_us": percentile(samples, 0.99),
             "mean_us": round(statistics.fmean(samples), 1) if samples else None,
-            "samples": len(samples), "errors": result["errors"]}
+            "samples": len(samples), "errors": result["errors"]["vip"]}
 
 
 def one_mode(mode: str, count: int, connects: int) -> dict:

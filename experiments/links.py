@@ -66,7 +66,7 @@ def measure(cluster, point, ctx):
     result = iperf3(client, cluster.get("svc", "iperf")["spec"]["clusterIP"], ctx.pick(3, 2))
     yield sample("bulk_gbps", result["gbps"], "Gbit/s", target="vip", configured_mbit=point["bw"])
     vip = cluster.get("svc", "web")["spec"]["clusterIP"]
-    connects = run_workload(client, WORKLOADS / "connect_targets.py", ctx.pick(200, 50), 5, f"vip={vip}:80")
+    connects = run_workload(client, WORKLOADS / "timed_targets.py", "connect", ctx.pick(200, 50), 5, f"vip={vip}:80")
     for seq, value in enumerate(connects["samples_us"]["vip"]):
         yield sample("connect_us", value, "us", target="vip", seq=seq)
     yield sample("connect_errors", connects["errors"]["vip"], "connections", target="vip")

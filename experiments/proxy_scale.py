@@ -100,13 +100,13 @@ def measure(cluster, point, ctx):
             "last": cluster.get("svc", service_name(n - 1))["spec"]["clusterIP"]}
     targets = [f"{name}={vip}:80" for name, vip in vips.items()]
     ctx.note("connect times")
-    connects = run_workload(probe, WORKLOADS / "connect_targets.py", CONNECTS, 20, *targets)
+    connects = run_workload(probe, WORKLOADS / "timed_targets.py", "connect", CONNECTS, 20, *targets)
     for target, values in connects["samples_us"].items():
         for seq, value in enumerate(values):
             yield sample("connect_us", value, "us", target=target, seq=seq)
         yield sample("connect_errors", connects["errors"][target], "connections", target=target)
     ctx.note("HTTP latency")
-    requests = run_workload(probe, WORKLOADS / "http_latency.py", ctx.pick(300, 100), 10, *targets)
+    requests = run_workload(probe, WORKLOADS / "timed_targets.py", "http", ctx.pick(300, 100), 10, *targets)
     for target, values in requests["samples_us"].items():
         for seq, value in enumerate(values):
             yield sample("http_us", value, "us", target=target, seq=seq)

@@ -74,7 +74,8 @@ def measure(cluster, point, ctx):
     # Connect times only where requests are answered: a Local policy's node without the endpoint
     # drops, and every connect there would wait for its timeout.
     ctx.note("connect times")
-    result = run_workload(external, WORKLOADS / "connect_targets.py", ctx.pick(300, 100), 5, *answering) if answering else None
+    result = (run_workload(external, WORKLOADS / "timed_targets.py", "connect", ctx.pick(300, 100), 5, *answering)
+              if answering else None)
     for entry, values in (result or {"samples_us": {}})["samples_us"].items():
         for seq, value in enumerate(values):
             yield sample("connect_us", value, "us", target=entry.replace("_", " "), seq=seq)
