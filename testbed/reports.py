@@ -198,6 +198,23 @@ def _series_label(labels: tuple) -> str:
     return f"{backend} [{datapath}]" if backend else f"{mode} [{datapath}]"
 
 
+def _against_services(ax, ylabel: str) -> None:
+    """A per-mode line plot against the number of Services (log x, from 0 up, legend outside)."""
+    ax.set_xscale("log")
+    ax.set_xlabel("Services")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def _save(plt, fig, path: Path) -> bool:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
 def plot_connect_latency(samples, path: Path) -> bool:
     rows = samples[samples["metric"] == "connect_us"]
     if rows.empty:
@@ -216,17 +233,9 @@ def plot_connect_latency(samples, path: Path) -> bool:
                 p25 = part.groupby("services")["value"].apply(lambda v: percentile(v.tolist(), 0.25))
                 p75 = part.groupby("services")["value"].apply(lambda v: percentile(v.tolist(), 0.75))
                 ax.fill_between(p25.index, p25.values, p75.values, color=line.get_color(), alpha=0.15)
-    ax.set_xscale("log")
-    ax.set_xlabel("Services")
-    ax.set_ylabel("TCP connect to a ClusterIP, p50 µs")
+    _against_services(ax, "TCP connect to a ClusterIP, p50 µs")
     ax.set_title("Connect time to the first and the last Service (band: p25-p75 of last)")
-    ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, path)
 
 
 def plot_sync_time(samples, path: Path) -> bool:
@@ -247,10 +256,7 @@ def plot_sync_time(samples, path: Path) -> bool:
         ax.set_title(title, fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, path)
 
 
 def plot_rps(samples, path: Path) -> bool:
@@ -265,16 +271,8 @@ def plot_rps(samples, path: Path) -> bool:
             if not stats.empty:
                 ax.plot(stats.index, stats.values, style, marker="o" if target == "last" else "x", color=f"C{index}",
                         label=f"{_series_label(labels)} {target}")
-    ax.set_xscale("log")
-    ax.set_xlabel("Services")
-    ax.set_ylabel("requests/s, new connection per request")
-    ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    _against_services(ax, "requests/s, new connection per request")
+    return _save(plt, fig, path)
 
 
 def throughput_ratios(samples):
@@ -302,10 +300,7 @@ def plot_throughput_ratio(samples, path: Path) -> bool:
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_ylabel("iperf3 via VIP / via pod IP")
     ax.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, path)
 
 
 def lb_shares(samples):
@@ -335,10 +330,7 @@ def plot_lb_distribution(samples, path: Path) -> bool:
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))])
     ax.set_xticklabels([f"{labels[0]}\n{labels[-1]}" for labels, _ in groups], fontsize=7)
     ax.set_ylabel("share of connections per endpoint")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, path)
 
 
 PLOTS = (("connect-latency.png", plot_connect_latency, "connect time against Services"),
