@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,7 +30,7 @@ from testbed.dns import UnboundServer, cluster_records, dns_query  # noqa: E402
 from testbed.dns.records import RecordDiff  # noqa: E402
 from testbed.net.addressing import CLUSTER_CIDR, SERVICE_CIDR  # noqa: E402
 from testbed.net.runner import NamespaceRunner  # noqa: E402
-from common import write_result  # noqa: E402
+from common import first_line, run_metadata, write_result  # noqa: E402
 
 FORMAT = "testbed-bench-dns/1"
 HEADLESS_EVERY = 10
@@ -130,15 +128,7 @@ def rss_of(pid: int) -> int | None:
 
 
 def metadata() -> dict:
-    def output(*args: str) -> str:
-        try:
-            return subprocess.run(args, capture_output=True, text=True, cwd=REPO).stdout.strip()
-        except OSError:
-            return ""
-    return {"kernel": platform.release(), "python": platform.python_version(),
-            "unbound": output("unbound", "-V").splitlines()[0] if output("unbound", "-V") else "",
-            "commit": output("git", "rev-parse", "HEAD"), "dirty": bool(output("git", "status", "--porcelain")),
-            "cpus": os.cpu_count(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return run_metadata(unbound=first_line("unbound", "-V"))
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +29,7 @@ from testbed.net.addressing import node_ip, node_pod_cidr  # noqa: E402
 from testbed.net.runner import NamespaceRunner  # noqa: E402
 from testbed.backends.iptables import IptablesProxier, build_ruleset  # noqa: E402
 from testbed.proxy.model import NodeInfo, ServicePort  # noqa: E402
-from common import NODEPORT_EVERY, NODES, endpoint, service_ports, write_result  # noqa: E402
+from common import NODEPORT_EVERY, NODES, command_output, endpoint, run_metadata, service_ports, sync_row, write_result  # noqa: E402
 
 FORMAT = "testbed-bench-iptables/1"
 BACKENDS = {"nft": "iptables-nft-restore", "legacy": "iptables-legacy-restore"}
@@ -58,35 +56,20 @@ def run_backend_size(backend: str, count: int, repeats: int) -> list[dict]:
     try:
         runner = NamespaceRunner(netns_path=f"/run/netns/{name}")
         proxier = IptablesProxier(runner, NODE, BACKENDS[backend])
-        samples.append({**base, "phase": "full", "repeat": 0, **_result(proxier.sync(ports))})
+        samples.append({**base, "phase": "full", "repeat": 0, **sync_row(proxier.sync(ports))})
         for r in range(repeats):
             ports = with_endpoint_replaced(ports, (r * 7919) % count, r + 1)
-            samples.append({**base, "phase": "partial", "repeat": r, **_result(proxier.sync(ports))})
+            samples.append({**base, "phase": "partial", "repeat": r, **sync_row(proxier.sync(ports))})
         proxier.cleanup()
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
     return samples
 
 
-def _result(result) -> dict:
-    row = dataclasses.asdict(result)
-    row["changed_services"] = len(result.changed_services)
-    row["seconds_total"] = result.seconds_render + result.seconds_apply
-    return row
-
-
 def metadata(backends: list[str]) -> dict:
-    def output(*args: str) -> str:
-        try:
-            return subprocess.run(args, capture_output=True, text=True, cwd=REPO).stdout.strip()
-        except OSError:
-            return ""
-    return {"kernel": platform.release(), "python": platform.python_version(),
-            "iptables": {b: output(BACKENDS[b].replace("-restore", ""), "--version") for b in backends},
-            "node": dataclasses.asdict(NODE), "nodes": NODES, "endpoints_per_service": 2,
-            "nodeport_every": NODEPORT_EVERY,
-            "commit": output("git", "rev-parse", "HEAD"), "dirty": bool(output("git", "status", "--porcelain")),
-            "cpus": os.cpu_count(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return run_metadata(iptables={b: command_output(BACKENDS[b].replace("-restore", ""), "--version") for b in backends},
+                        node=dataclasses.asdict(NODE), nodes=NODES, endpoints_per_service=2,
+                        nodeport_every=NODEPORT_EVERY)
 
 
 def print_table(samples: list[dict]) -> None:

@@ -21,11 +21,9 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,7 +33,7 @@ from testbed.backends.ipvs import IpvsProxier, address_text, build_state, ipset_
 from testbed.net.addressing import node_ip, node_pod_cidr  # noqa: E402
 from testbed.net.runner import NamespaceRunner  # noqa: E402
 from testbed.proxy.model import NodeInfo  # noqa: E402
-from common import NODEPORT_EVERY, NODES, service_ports, write_result  # noqa: E402
+from common import NODEPORT_EVERY, NODES, command_output, run_metadata, service_ports, sync_row, write_result  # noqa: E402
 from iptables_sync import with_endpoint_replaced  # noqa: E402
 
 FORMAT = "testbed-bench-ipvs/1"
@@ -61,12 +59,12 @@ def run_size(count: int, repeats: int) -> list[dict]:
         # namespace has no local routing table until loopback is up.
         runner.run(["ip", "link", "set", "lo", "up"])
         proxier = IpvsProxier(runner, NODE)
-        samples.append({**base, "phase": "full", "repeat": 0, **_result(proxier.sync(ports))})
+        samples.append({**base, "phase": "full", "repeat": 0, **sync_row(proxier.sync(ports))})
         for r in range(repeats):
             changed = with_endpoint_replaced(ports, (r * 7919) % count, r + 1)
             key = changed[(r * 7919) % count].service_key
             samples.append({**base, "phase": "partial", "repeat": r,
-                            **_result(proxier.sync(changed, frozenset({key})))})
+                            **sync_row(proxier.sync(changed, frozenset({key})))})
             ports = changed
         proxier.cleanup()
         proxier.stop()
@@ -75,29 +73,13 @@ def run_size(count: int, repeats: int) -> list[dict]:
     return samples
 
 
-def _result(result) -> dict:
-    row = dataclasses.asdict(result)
-    row["changed_services"] = len(result.changed_services)
-    row["seconds_total"] = result.seconds_render + result.seconds_apply
-    return row
-
-
 def metadata() -> dict:
-    def output(*args: str) -> str:
-        try:
-            return subprocess.run(args, capture_output=True, text=True, cwd=REPO).stdout.strip()
-        except OSError:
-            return ""
     vm = json.loads(os.environ["TESTBED_VM_INFO"]) if os.environ.get("TESTBED_VM_INFO") else None
-    return {"kernel": platform.release(), "python": platform.python_version(),
-            "ipvsadm": output("ipvsadm", "--version"), "ipset": output("ipset", "--version"),
-            "iptables": output("iptables", "--version"), "vm": vm,
-            "accelerator": (vm or {}).get("accelerator", "none (host)"),
-            "note": (vm or {}).get("note", ""),
-            "node": dataclasses.asdict(NODE), "nodes": NODES, "endpoints_per_service": 2,
-            "nodeport_every": NODEPORT_EVERY,
-            "commit": output("git", "rev-parse", "HEAD"), "dirty": bool(output("git", "status", "--porcelain")),
-            "cpus": os.cpu_count(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return run_metadata(ipvsadm=command_output("ipvsadm", "--version"), ipset=command_output("ipset", "--version"),
+                        iptables=command_output("iptables", "--version"), vm=vm,
+                        accelerator=(vm or {}).get("accelerator", "none (host)"), note=(vm or {}).get("note", ""),
+                        node=dataclasses.asdict(NODE), nodes=NODES, endpoints_per_service=2,
+                        nodeport_every=NODEPORT_EVERY)
 
 
 def print_table(samples: list[dict]) -> None:

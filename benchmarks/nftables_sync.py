@@ -26,12 +26,10 @@ import argparse
 import dataclasses
 import itertools
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +39,7 @@ from testbed.backends.nftables import STALE_CHAIN_DELAY, NftablesProxier, build_
 from testbed.net.addressing import node_ip, node_pod_cidr  # noqa: E402
 from testbed.net.runner import NamespaceRunner  # noqa: E402
 from testbed.proxy.model import NodeInfo, ServicePort  # noqa: E402
-from common import NODEPORT_EVERY, NODES, endpoint, service_ports, write_result  # noqa: E402
+from common import NODEPORT_EVERY, NODES, command_output, endpoint, run_metadata, service_ports, sync_row, write_result  # noqa: E402
 
 FORMAT = "testbed-bench-nftables/1"
 NODE = NodeInfo(name="node1", ip=node_ip(1), pod_cidr=node_pod_cidr(1), cluster_cidr="10.244.0.0/16")
@@ -98,13 +96,6 @@ def with_endpoint_replaced(ports: list[ServicePort], index: int, generation: int
     return changed
 
 
-def _result(result) -> dict:
-    row = dataclasses.asdict(result)
-    row["changed_services"] = len(result.changed_services)
-    row["seconds_total"] = result.seconds_render + result.seconds_apply
-    return row
-
-
 def connect_latency(runner: NamespaceRunner, ports: list[ServicePort], connects: int) -> list[dict]:
     """Median connect time to the first and the last Service's ClusterIP, their endpoints local."""
     targets = {"first": ports[0], "last": ports[-1]}
@@ -144,14 +135,14 @@ def run_size(count: int, repeats: int, connects: int) -> list[dict]:
     with Namespace() as runner:
         proxier = NftablesProxier(runner, NODE, clock=clock)
         full = proxier.sync(ports)
-        samples.append({**base, "phase": "full", "repeat": 0, **_result(full)})
+        samples.append({**base, "phase": "full", "repeat": 0, **sync_row(full)})
         print(f"  {count} Services: full sync {full.seconds_render + full.seconds_apply:.3f} s", flush=True)
         for r in range(repeats):
             index = (r * 7919) % count
             ports = with_endpoint_replaced(ports, index, r + 1)
             clock.now += STALE_CHAIN_DELAY      # the previous change's stale chain is deleted in this sync
             result = proxier.sync(ports, frozenset({(ports[index].namespace, ports[index].name)}))
-            samples.append({**base, "phase": "partial", "repeat": r, **_result(result)})
+            samples.append({**base, "phase": "partial", "repeat": r, **sync_row(result)})
         if connects:
             samples += [{**base, **row} for row in connect_latency(runner, ports, connects)]
         proxier.cleanup()
@@ -186,17 +177,8 @@ def kernel_probe(sizes=(1000, 2000, 4000)) -> list[dict]:
 
 
 def metadata() -> dict:
-    def output(*args: str) -> str:
-        try:
-            return subprocess.run(args, capture_output=True, text=True, cwd=REPO).stdout.strip()
-        except OSError:
-            return ""
-    load = os.getloadavg()
-    return {"kernel": platform.release(), "python": platform.python_version(), "nft": output("nft", "--version"),
-            "node": dataclasses.asdict(NODE), "nodes": NODES, "endpoints_per_service": 2,
-            "nodeport_every": NODEPORT_EVERY, "load_average_at_start": load,
-            "commit": output("git", "rev-parse", "HEAD"), "dirty": bool(output("git", "status", "--porcelain")),
-            "cpus": os.cpu_count(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return run_metadata(nft=command_output("nft", "--version"), node=dataclasses.asdict(NODE), nodes=NODES,
+                        endpoints_per_service=2, nodeport_every=NODEPORT_EVERY, load_average_at_start=os.getloadavg())
 
 
 def print_table(samples: list[dict]) -> None:

@@ -23,12 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from testbed import Cluster  # noqa: E402
 from testbed.experiments.common import connection_rate, data_plane_label, deployment  # noqa: E402
-from common import write_result  # noqa: E402
+from common import command_output, first_line, run_metadata, write_result  # noqa: E402
 
 FORMAT = "testbed-bench-userspace-proxy/1"
 ANCHOR = {"source": "kubernetes PR 16344 (2015)", "userspace_ratio": 0.36, "iptables_ratio": 0.96}
@@ -137,16 +134,8 @@ def summary(rows: list[dict]) -> dict:
 
 
 def metadata() -> dict:
-    def output(*args: str) -> str:
-        try:
-            return subprocess.run(args, capture_output=True, text=True, cwd=REPO).stdout.strip()
-        except OSError:
-            return ""
-    return {"kernel": platform.release(), "python": platform.python_version(), "iperf3": output("iperf3", "--version"),
-            "ovs": output("ovs-vswitchd", "--version").splitlines()[0] if output("ovs-vswitchd", "--version") else "",
-            "commit": output("git", "rev-parse", "HEAD"), "dirty": bool(output("git", "status", "--porcelain")),
-            "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "anchor": ANCHOR}
+    return {**run_metadata(iperf3=command_output("iperf3", "--version"), ovs=first_line("ovs-vswitchd", "--version")),
+            "load_average": os.getloadavg(), "anchor": ANCHOR}
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,7 +31,7 @@ from testbed.backends.userspace import RESTORE_COMMANDS, PortAllocator, Userspac
 from testbed.net.addressing import node_ip, node_pod_cidr  # noqa: E402
 from testbed.net.runner import NamespaceRunner  # noqa: E402
 from testbed.proxy.model import NodeInfo  # noqa: E402
-from common import NODEPORT_EVERY, NODES, endpoint, service_ports, write_result  # noqa: E402
+from common import NODEPORT_EVERY, NODES, command_output, endpoint, run_metadata, service_ports, sync_row, write_result  # noqa: E402
 from iptables_sync import with_endpoint_replaced  # noqa: E402
 
 FORMAT = "testbed-bench-userspace/1"
@@ -56,18 +54,18 @@ def run_size(count: int, repeats: int, backend: str) -> list[dict]:
         with tempfile.TemporaryDirectory(prefix="tbus-bench-") as run_dir:
             proxier = UserspaceProxier(runner, NODE, Path(run_dir), restore_command=RESTORE_COMMANDS[backend])
             try:
-                samples.append({**base, "phase": "full", "repeat": 0, **_result(proxier.sync(ports))})
+                samples.append({**base, "phase": "full", "repeat": 0, **sync_row(proxier.sync(ports))})
                 for r in range(repeats):
                     index = (r * 7919) % count
                     ports = with_endpoint_replaced(ports, index, r + 1)
                     samples.append({**base, "phase": "partial-endpoint", "repeat": r,
-                                    **_result(proxier.sync(ports, frozenset({ports[index].service_key})))})
+                                    **sync_row(proxier.sync(ports, frozenset({ports[index].service_key})))})
                     extra = dataclasses.replace(ports[0], name=f"added-{r}", cluster_ip=f"10.111.0.{r + 1}",
                                                 service_type="ClusterIP", node_port=None,
                                                 endpoints=(endpoint(r, 0), endpoint(r, 1)))
                     ports = [*ports, extra]
                     samples.append({**base, "phase": "partial-add", "repeat": r,
-                                    **_result(proxier.sync(ports, frozenset({extra.service_key})))})
+                                    **sync_row(proxier.sync(ports, frozenset({extra.service_key})))})
                 proxier.cleanup()
             finally:
                 proxier.stop()
@@ -76,25 +74,11 @@ def run_size(count: int, repeats: int, backend: str) -> list[dict]:
     return samples
 
 
-def _result(result) -> dict:
-    row = dataclasses.asdict(result)
-    row["changed_services"] = len(result.changed_services)
-    row["seconds_total"] = result.seconds_render + result.seconds_apply
-    return row
-
-
 def metadata(backend: str) -> dict:
-    def output(*args: str) -> str:
-        try:
-            return subprocess.run(args, capture_output=True, text=True, cwd=REPO).stdout.strip()
-        except OSError:
-            return ""
-    return {"kernel": platform.release(), "python": platform.python_version(),
-            "iptables": output(RESTORE_COMMANDS[backend].replace("-restore", ""), "--version"),
-            "node": dataclasses.asdict(NODE), "nodes": NODES, "endpoints_per_service": 2, "nodeport_every": NODEPORT_EVERY,
-            "commit": output("git", "rev-parse", "HEAD"), "dirty": bool(output("git", "status", "--porcelain")),
-            "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {**run_metadata(iptables=command_output(RESTORE_COMMANDS[backend].replace("-restore", ""), "--version"),
+                           node=dataclasses.asdict(NODE), nodes=NODES, endpoints_per_service=2,
+                           nodeport_every=NODEPORT_EVERY),
+            "load_average": os.getloadavg()}
 
 
 def print_table(samples: list[dict]) -> None:
