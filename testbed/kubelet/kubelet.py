@@ -438,8 +438,15 @@ class Kubelet:
             if c.failures >= int(liveness.get("failureThreshold", 3)):
                 self.cp.record_event(self._pod_ref(runtime), "Warning", "Unhealthy",
                                      f"Liveness probe failed: {result.message}")
-                self._restart(runtime, c)
-                return True
+                self.cp.record_event(self._pod_ref(runtime), "Normal", "Killing",
+                                     f"Container {c.name} failed liveness probe, will be restarted")
+                # The kill is an exit like any other for the restart policy and the back-off: the
+                # kubelet's doBackOff (kuberuntime_manager.go) finds the killed instance among the
+                # pod's exited containers, so a container that keeps failing its probe goes into
+                # CrashLoopBackOff (restarted at once the first time, then after 10 s, 20 s, ...)
+                # instead of being restarted every failureThreshold x periodSeconds.
+                self._kill(c)
+                return self._container_exited(runtime, c)
         if now < c.next_probe:
             return False
         readiness = c.spec.get("readinessProbe")

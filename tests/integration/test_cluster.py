@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from testbed.net import addressing
+from testbed.timescale import scaled
 
 from tests.support.live import curl, curl_json
 
@@ -281,7 +282,10 @@ spec: {selector: {app: udp}, ports: [{port: 53, targetPort: echo, protocol: UDP}
     live.delete("svc", "udp")
 
 
-def test_failing_liveness_probe_restarts_the_container(live):
+def test_failing_liveness_probe_restarts_the_container_then_backs_off(live):
+    """A failed liveness probe kills the container; the first restart comes at once, the next ones
+    after the kubelet's CrashLoopBackOff (10 s, 20 s, ...), as for a container that exits. (Restarted
+    every two seconds without it, the pod never let the cluster settle on a slow machine.)"""
     live.apply("""
 apiVersion: v1
 kind: Pod
@@ -294,15 +298,17 @@ spec:
     ports: [{containerPort: 80}]
     livenessProbe: {tcpSocket: {port: 81}, periodSeconds: 1, failureThreshold: 2}
 """)
-    deadline = time.monotonic() + 15
+    def status():
+        return live.get("pod", "sick")["status"]["containerStatuses"][0]
+    deadline = time.monotonic() + scaled(15)
     restarts = 0
     while time.monotonic() < deadline and restarts == 0:
-        restarts = live.get("pod", "sick")["status"]["containerStatuses"][0]["restartCount"]
+        restarts = status()["restartCount"]
         time.sleep(0.2)
     assert restarts >= 1
     # the restarted container's environment still honours enableServiceLinks: false
     container = live.emulation.kubelet.pods[("default", "sick")].containers["web"]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + scaled(5)
     while time.monotonic() < deadline and (container.pid is None or not Path(
             f"/proc/{container.pid}/task/{container.pid}/children").read_text().split()):
         time.sleep(0.1)
@@ -310,4 +316,15 @@ spec:
     env = Path(f"/proc/{child}/environ").read_bytes().decode().split("\0")
     assert any(v.startswith("KUBERNETES_SERVICE_HOST=") for v in env)
     assert not any(v.startswith("MYAPP_SVC_SERVICE_HOST=") for v in env)
+    # the second kill is not followed by an immediate restart
+    deadline = time.monotonic() + scaled(15)
+    current = status()
+    while time.monotonic() < deadline and "waiting" not in current["state"]:
+        time.sleep(0.2)
+        current = status()
+    assert current["state"]["waiting"]["reason"] == "CrashLoopBackOff", current
+    assert "back-off 10s" in current["state"]["waiting"]["message"]
+    assert current["restartCount"] == 1 and current["lastState"]["terminated"]["finishedAt"]
+    events = live.control_plane.events[("Pod", "default", "sick")]
+    assert any(e["reason"] == "Killing" and "failed liveness probe" in e["message"] for e in events)
     live.delete("pod", "sick")
