@@ -109,6 +109,11 @@ def guest_script(argv: list[str], config: VmConfig) -> str:
     lines = ["# written by `testbed vm`; runs inside the guest"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in exports.items()]
     lines.append(f'export PATH={shlex.quote(str(venv_bin))}:"$PATH"')
+    # virtme-ng points /dev/stdin, /dev/stdout and /dev/stderr at its virtio console ports. A port
+    # takes one opener at a time (a second open() gets EBUSY: nginx's `access_log /dev/stdout` then
+    # fails `nginx -t` while the master holds it), and what a process writes there reaches the VM's
+    # console instead of its own stdout. The usual links (as udev/systemd make them) are per process.
+    lines += [f"ln -sfn /proc/self/fd/{fd} /dev/{name}" for fd, name in enumerate(("stdin", "stdout", "stderr"))]
     lines.append(f"cd {shlex.quote(str(config.project_dir))} || exit 125")
     lines.append(f"exec {shlex.join(argv)}")
     return "\n".join(lines) + "\n"

@@ -135,6 +135,7 @@ def test_guest_script_exports_what_the_guest_reads_and_execs_the_command():
     assert "export TESTBED_TIME_SCALE=75" in lines
     assert "export PATH=/work/project/.venv/bin:\"$PATH\"" in lines
     assert "cd /work/project || exit 125" in lines
+    assert "ln -sfn /proc/self/fd/1 /dev/stdout" in lines and lines.index("ln -sfn /proc/self/fd/1 /dev/stdout") < len(lines) - 1
     info_line = next(line for line in lines if line.startswith("export TESTBED_VM_INFO="))
     info = json.loads(shlex.split(info_line.split("=", 1)[1])[0])
     assert info == config().metadata()

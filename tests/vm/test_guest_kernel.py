@@ -47,3 +47,19 @@ def test_netem_delays_packets(netns):
     out = netns.run(a, "ping -c 3 -i 0.3 -W 5 192.168.77.2", timeout=30)
     rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", out)]
     assert len(rtts) == 3 and min(rtts) >= 100.0, out
+
+
+def test_dev_stdout_is_each_process_own():
+    """/dev/stdout must be the writer's own fd 1, as on any Linux system. virtme-ng links it to a
+    virtio console port, which takes one opener at a time: nginx's `access_log /dev/stdout` then made
+    `nginx -t` fail with EBUSY while the master held it, and the writes went to the VM's console."""
+    import subprocess
+    for name, fd in (("stdin", 0), ("stdout", 1), ("stderr", 2)):
+        assert os.readlink(f"/dev/{name}") == f"/proc/self/fd/{fd}"
+    holder = subprocess.Popen(["sh", "-c", "exec 3>/dev/stdout; sleep 30"], stdout=subprocess.PIPE)
+    try:
+        second = subprocess.run(["sh", "-c", "echo captured > /dev/stdout"], capture_output=True, text=True)
+        assert (second.returncode, second.stdout) == (0, "captured\n"), second.stderr
+    finally:
+        holder.kill()
+        holder.wait()
