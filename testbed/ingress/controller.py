@@ -42,6 +42,7 @@ from pathlib import Path
 
 from ..components import ComponentContext, ManagedContainer
 from ..sync import LoopComponent, SyncLoop
+from ..timescale import scaled
 from . import nginx
 from .addon import CONFIGMAP, NAME, NAMESPACE
 from .model import ClusterObjects, Problem, RoutingModel, build_model
@@ -50,7 +51,7 @@ from .settings import settings_from_configmap
 log = logging.getLogger(__name__)
 WATCHED = {"Ingress", "IngressClass", "Service", "EndpointSlice", "Secret", "ConfigMap"}
 CANDIDATE = "nginx-cfg-check.conf"
-RELOAD_TIMEOUT = 15.0
+RELOAD_TIMEOUT = 15.0   # seconds on the host; scaled() under `testbed vm`
 HOST_STATE_MOUNTPOINT = Path(nginx.STATE_DIR)   # exists wherever Debian's nginx is installed
 
 
@@ -302,7 +303,7 @@ class IngressController(LoopComponent):
         candidate = self.conf_dir / CANDIDATE
         candidate.write_text(text)
         try:
-            result = pod.runner.run(["nginx", "-t", "-c", f"{nginx.CONF_DIR}/{CANDIDATE}"], check=False, timeout=60)
+            result = pod.runner.run(["nginx", "-t", "-c", f"{nginx.CONF_DIR}/{CANDIDATE}"], check=False, timeout=scaled(60))
         finally:
             candidate.unlink(missing_ok=True)
         message = None
@@ -358,14 +359,15 @@ class IngressController(LoopComponent):
                 path.unlink(missing_ok=True)
 
     def _served_checksum(self, pod: NginxPod) -> str:
-        result = pod.runner.run(["curl", "-s", "-m", "1", f"http://127.0.0.1:{nginx.STATUS_PORT}/configuration/checksum"],
-                                check=False, timeout=10)
+        result = pod.runner.run(["curl", "-s", "-m", f"{scaled(1):g}",
+                                 f"http://127.0.0.1:{nginx.STATUS_PORT}/configuration/checksum"],
+                                check=False, timeout=scaled(10))
         return result.stdout.strip()
 
     def _wait_serving(self, pod: NginxPod, checksum: str | None, old_workers: set[int] = frozenset()) -> None:
         """Until new workers answer with the configuration's checksum and no old worker still
         accepts connections (so no new request meets the previous configuration)."""
-        deadline = time.monotonic() + RELOAD_TIMEOUT
+        deadline = time.monotonic() + scaled(RELOAD_TIMEOUT)
         while True:
             if pod.process.poll() is not None:
                 raise RuntimeError(f"nginx in pod {pod.namespace}/{pod.name} exited {pod.process.returncode}: "
@@ -375,7 +377,7 @@ class IngressController(LoopComponent):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nginx in pod {pod.namespace}/{pod.name} did not serve configuration "
-                                   f"{checksum} within {RELOAD_TIMEOUT:.0f} s: {self._tail(pod)}")
+                                   f"{checksum} within {scaled(RELOAD_TIMEOUT):.0f} s: {self._tail(pod)}")
             time.sleep(0.01)
 
     @staticmethod
@@ -469,7 +471,7 @@ class IngressController(LoopComponent):
         if pod.process.poll() is None:
             pod.process.terminate()
             try:
-                pod.process.wait(timeout=5)
+                pod.process.wait(timeout=scaled(5))
             except subprocess.TimeoutExpired:
                 pod.process.kill()
                 pod.process.wait()

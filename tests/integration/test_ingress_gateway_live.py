@@ -11,6 +11,8 @@ from collections import Counter
 
 import pytest
 
+from testbed.timescale import scaled
+
 from testbed import Cluster
 from testbed.ingress.tls import self_signed
 from tests.integration.conftest import skip_unless_runnable
@@ -116,7 +118,7 @@ def request(cluster, address, path="/", host=None, header_values=None, method="G
         args.append(f"-H {shlex.quote('Host: ' + host)}")
     for name, value in (header_values or {}).items():
         args.append(f"-H {shlex.quote(f'{name}: {value}')}")
-    code = cluster.external().cmd(f"curl -s -m 5 {' '.join(args)} http://{address}{path}").strip()
+    code = cluster.external().cmd(f"curl -s -m {scaled(5):g} {' '.join(args)} http://{address}{path}").strip()
     body = cluster.external().cmd("cat /tmp/tb-gw-body; rm -f /tmp/tb-gw-body")
     try:
         return code, json.loads(body)
@@ -260,7 +262,7 @@ def test_https_listener(cluster, address):
             for host, code, backend in (("example.org", "200", "v1"), ("unknown-example.org", "404", None),
                                         ("second-example.org", "200", "v2")):
                 flags = "--cacert /tmp/tb-gw-ca.pem" if backend else "-k"
-                out = ext.cmd(f"curl -s -m 5 {flags} -o /tmp/tb-gw-body -w '%{{http_code}}' "
+                out = ext.cmd(f"curl -s -m {scaled(5):g} {flags} -o /tmp/tb-gw-body -w '%{{http_code}}' "
                               f"--resolve {host}:443:{address} https://{host}/").strip()
                 assert out == code, (host, out)
                 if backend:

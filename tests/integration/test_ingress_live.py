@@ -8,6 +8,8 @@ import shlex
 
 import pytest
 
+from testbed.timescale import scaled
+
 from testbed import Cluster
 from testbed.ingress.tls import FAKE_CN, self_signed
 from testbed.kubectl import Kubectl
@@ -70,13 +72,13 @@ def ip(cluster):
 
 
 def curl(cluster, args: str) -> str:
-    return cluster.external().cmd(f"curl -s -m 5 {args}").strip()
+    return cluster.external().cmd(f"curl -s -m {scaled(5):g} {args}").strip()
 
 
 def response(cluster, args: str) -> str:
     """Status line and headers (`curl -i`/`-I`) as plain text: through a pipe, so curl does not
     style them for the pty Mininet's shell runs in, and with CRLF as LF."""
-    return cluster.external().cmd(f"curl -s -m 5 {args} | cat").replace("\r", "")
+    return cluster.external().cmd(f"curl -s -m {scaled(5):g} {args} | cat").replace("\r", "")
 
 
 def echo(cluster, ip, host, path="/", extra="") -> dict:
@@ -104,7 +106,8 @@ def test_the_seed_ingresses_from_the_external_host(cluster, ip, tmp_path):
     # both replicas of api serve through the ingress
     assert len({echo(cluster, ip, "api.ik8s.io")["pod"] for _ in range(20)}) == 2
     # TLS: the fake certificate while wzlinux-secret is missing, then the Secret's by SNI
-    verbose = cluster.external().cmd(f"curl -skv -m 5 --resolve www.wzlinux.com:443:{ip} https://www.wzlinux.com/ 2>&1")
+    verbose = cluster.external().cmd(
+        f"curl -skv -m {scaled(5):g} --resolve www.wzlinux.com:443:{ip} https://www.wzlinux.com/ 2>&1")
     assert FAKE_CN in verbose
     describe = kubectl.run(["describe", "ingress", "wzlinux-ingress"])
     assert 'secret "default/wzlinux-secret" for host "www.wzlinux.com": secret not found' in describe

@@ -12,6 +12,8 @@ import shutil
 
 import pytest
 
+from testbed.timescale import scaled
+
 from testbed import Cluster
 from tests.integration import test_ingress_gateway_live as gateway_cases
 from tests.integration.test_ingress_live import A, ingress
@@ -51,11 +53,11 @@ def ingresses(netns):
 
 
 def echo(netns, host, path="/", extra=""):
-    return json.loads(netns.cmd(f"curl -s -m 3 -H {shlex.quote('Host: ' + host)} {extra} http://127.0.0.1{path}"))
+    return json.loads(netns.cmd(f"curl -s -m {scaled(3):g} -H {shlex.quote('Host: ' + host)} {extra} http://127.0.0.1{path}"))
 
 
 def code(netns, host, path="/", extra=""):
-    return netns.cmd(f"curl -s -m 3 -o /dev/null -w '%{{http_code}}' -H {shlex.quote('Host: ' + host)} {extra} "
+    return netns.cmd(f"curl -s -m {scaled(3):g} -o /dev/null -w '%{{http_code}}' -H {shlex.quote('Host: ' + host)} {extra} "
                      f"http://127.0.0.1{path}")
 
 
