@@ -102,6 +102,9 @@ def guest_time_scale(accelerator: str, environ: dict) -> float:
         return TIME_SCALE[accelerator]
 
 
+GUEST_STATE_DIR = "/var/lib/testbed"   # testbed/net/ovs.py keeps its database under it
+
+
 def guest_script(argv: list[str], config: VmConfig) -> str:
     """The shell script the guest runs: the environment that code inside reads, then the command."""
     venv_bin = config.project_dir / ".venv" / "bin"
@@ -114,6 +117,11 @@ def guest_script(argv: list[str], config: VmConfig) -> str:
     # fails `nginx -t` while the master holds it), and what a process writes there reaches the VM's
     # console instead of its own stdout. The usual links (as udev/systemd make them) are per process.
     lines += [f"ln -sfn /proc/self/fd/{fd} /dev/{name}" for fd, name in enumerate(("stdin", "stdout", "stderr"))]
+    # The guest's /var is an overlay whose lower layer is the host's live /var: a testbed run on the
+    # host creating or removing its OVS database meanwhile made the guest's ovsdb-tool fail ("failed
+    # to lock lockfile"). The guest's testbed state lives on its own tmpfs (/run is one already).
+    lines.append(f"mkdir -p {GUEST_STATE_DIR} && mount -t tmpfs -o mode=0755 testbed-state {GUEST_STATE_DIR}"
+                 f" || echo 'testbed vm: could not mount a tmpfs on {GUEST_STATE_DIR}' >&2")
     lines.append(f"cd {shlex.quote(str(config.project_dir))} || exit 125")
     lines.append(f"exec {shlex.join(argv)}")
     return "\n".join(lines) + "\n"

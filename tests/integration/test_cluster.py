@@ -1,6 +1,7 @@
 """The emulated cluster carries real traffic: Services by name, NodePorts, LoadBalancer IPs, DNS,
 affinity, traffic policies, no-endpoint rejection, hairpin - in every proxy mode."""
 import collections
+import math
 import subprocess
 import time
 from pathlib import Path
@@ -296,8 +297,9 @@ spec:
   - name: web
     image: nginx
     ports: [{containerPort: 80}]
-    livenessProbe: {tcpSocket: {port: 81}, periodSeconds: 1, failureThreshold: 2}
-""")
+    livenessProbe: {tcpSocket: {port: 81}, initialDelaySeconds: %d, periodSeconds: 1, failureThreshold: 2}
+""" % math.ceil(scaled(1)))   # under TCG the container needs that long to exec its workload at all
+
     def status():
         return live.get("pod", "sick")["status"]["containerStatuses"][0]
     deadline = time.monotonic() + scaled(15)

@@ -135,6 +135,7 @@ def test_guest_script_exports_what_the_guest_reads_and_execs_the_command():
     assert "export TESTBED_TIME_SCALE=75" in lines
     assert "export PATH=/work/project/.venv/bin:\"$PATH\"" in lines
     assert "cd /work/project || exit 125" in lines
+    assert any(line.startswith("mkdir -p /var/lib/testbed && mount -t tmpfs") for line in lines[:-1])
     assert "ln -sfn /proc/self/fd/1 /dev/stdout" in lines and lines.index("ln -sfn /proc/self/fd/1 /dev/stdout") < len(lines) - 1
     info_line = next(line for line in lines if line.startswith("export TESTBED_VM_INFO="))
     info = json.loads(shlex.split(info_line.split("=", 1)[1])[0])
@@ -206,3 +207,9 @@ def test_cli_says_why_the_vm_cannot_run_and_exits_3(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == \
         "testbed vm: cannot run here: qemu cannot run: qemu-system-x86_64 is not installed"
     assert main(["vm"]) == 1   # no command: a usage error, not "cannot run"
+
+
+def test_the_guest_tmpfs_holds_the_testbed_ovs_database():
+    from testbed.net.ovs import TESTBED_OVS_DIR
+    from testbed.vm.launch import GUEST_STATE_DIR
+    assert Path(GUEST_STATE_DIR) in TESTBED_OVS_DIR.parents

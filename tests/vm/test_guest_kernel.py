@@ -63,3 +63,10 @@ def test_dev_stdout_is_each_process_own():
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_testbed_state_is_the_guest_own():
+    """The OVS database directory is on a tmpfs of the guest, not on the overlay over the host's /var
+    (which a testbed run on the host changes underneath)."""
+    mounts = {line.split()[1]: line.split()[2] for line in Path("/proc/self/mounts").read_text().splitlines()}
+    assert mounts.get("/var/lib/testbed") == "tmpfs", mounts
