@@ -30,9 +30,12 @@ The state comes in four parts, each applied by one program per sync:
 
 Choices where kube-proxy has options, as the iptables module makes them: `--nodeport-addresses
 primary` (NodePort virtual servers on the node IP only), `--detect-local-mode ClusterCIDR`,
-masquerade bit 14, `--random-fully`. strictARP is off (kube-proxy's default), so every node's
-kernel answers ARP for every LoadBalancer IP (they are bound on each node's kube-ipvs0); MetalLB
-asks for strictARP with IPVS, which the emulation's kernel-route announcement cannot honour.
+masquerade bit 14, `--random-fully`, and `strictARP: true` (arp_ignore=1, arp_announce=2), which
+MetalLB's installation asks for with IPVS: every node binds every LoadBalancer IP on kube-ipvs0, and
+with the kernel's default arp_ignore=0 every node would answer ARP for it, so that the external
+host's neighbour entry named whichever node replied last (with externalTrafficPolicy Local often
+one without an endpoint). With strict ARP only the announcing node answers: the LoadBalancer
+speaker gives it the IP as an address of its node interface (Backend.strict_arp).
 
 Schedulers: kube-proxy's `--ipvs-scheduler` is the backend option `ipvs_scheduler` (default rr);
 the testbed extension `testbed.io/lb-algorithm` picks one per Service (rr, wrr, lc, wlc, sh, dh,
@@ -652,7 +655,11 @@ SYSCTLS = (  # NewProxier's EnsureSysctl calls (conn_reuse_mode is left as-is on
     ("net.ipv4.vs.expire_nodest_conn", "1"),
     ("net.ipv4.vs.expire_quiescent_template", "1"),
     ("net.ipv4.ip_forward", "1"),
+    # strictARP (proxier.go: sysctlArpIgnore, sysctlArpAnnounce)
+    ("net.ipv4.conf.all.arp_ignore", "1"),
+    ("net.ipv4.conf.all.arp_announce", "2"),
 )
+STRICT_ARP_DEFAULTS = (("net.ipv4.conf.all.arp_ignore", "0"), ("net.ipv4.conf.all.arp_announce", "0"))  # the kernel's
 
 
 class IpvsProxier:
@@ -827,6 +834,9 @@ class IpvsProxier:
             destroy = "".join(f"destroy {s.name}\n" for s in IPSETS if s.name in present)
             if destroy:
                 self.runner.run(["ipset", "restore"], input=destroy)
+            # kube-proxy leaves its sysctls; here the node must be as fresh for the next mode, and
+            # strict ARP would keep its kernel from answering ARP for a local-route announcement.
+            self.runner.run(["sysctl", "-q", "-w", *[f"{k}={v}" for k, v in STRICT_ARP_DEFAULTS]], check=False)
             self._in_sync, self._installed, self._iptables_text = False, InstalledState(), ""
             self._terminating, self._memo = frozenset(), {}
 
@@ -875,4 +885,5 @@ register(Backend(
     unavailable=unavailable,
     describe=lambda options: f"ipvs ({options['ipvs_scheduler']})",
     state_command="ipvsadm -Ln; ipset list -t; iptables-save",
+    strict_arp=True,
 ))

@@ -197,6 +197,11 @@ class Backend:
     unavailable: Callable[[], str | None] = _always_available
     describe: Callable[[Mapping[str, str]], str] | None = None   # label for results, given options
     needs_openflow: bool = False                # node bridges are OpenFlow-controlled (sdn)
+    # The nodes answer ARP only for addresses on the receiving interface (arp_ignore=1: kube-proxy's
+    # strictARP, which MetalLB requires with IPVS because every node binds every LoadBalancer IP).
+    # The announcing node then holds a LoadBalancer IP as an address of its node interface instead
+    # of a local route (which a node answers ARP for only with arp_ignore=0).
+    strict_arp: bool = False
     # A shell command, run in a node's namespace, that shows the node's Service data plane as an
     # operator would look at it ({node} and {bridge} are filled in): for demos and `testbed probe`.
     state_command: str = ""

@@ -94,12 +94,27 @@ class KernelDataPlane(LoopComponent):
 
     def announce(self, old: Mapping[str, str], new: Mapping[str, str]) -> None:
         """MetalLB layer 2 in the kernel: the announcing node holds the IP as a local route (so its
-        kernel answers ARP for it); a node that stops announcing drops it."""
+        kernel answers ARP for it); a node that stops announcing drops it. Under strict ARP the node
+        answers only for addresses of the interface the request came in on, so the IP becomes an
+        address of the node's interface instead."""
         for ip, node in old.items():
             if new.get(ip) != node:
-                self.ctx.nodes.runner(node).run(
-                    ["ip", "route", "del", "local", f"{ip}/32", "dev", "lo", "table", "local"], check=False)
+                self.ctx.nodes.runner(node).run(self._hold_command(node, ip, hold=False), check=False)
         for ip, node in new.items():
             if old.get(ip) != node:
-                self.ctx.nodes.runner(node).run(
-                    ["ip", "route", "replace", "local", f"{ip}/32", "dev", "lo", "table", "local"])
+                self.ctx.nodes.runner(node).run(self._hold_command(node, ip, hold=True))
+
+    def _hold_command(self, node: str, ip: str, hold: bool) -> list[str]:
+        if not self.backend.strict_arp:
+            return ["ip", "route", "replace" if hold else "del", "local", f"{ip}/32", "dev", "lo", "table", "local"]
+        return ["ip", "addr", "replace" if hold else "del", f"{ip}/32", "dev", self._node_interface(node)]
+
+    def _node_interface(self, node: str) -> str:
+        """The interface that holds the node's InternalIP (its link to the node network)."""
+        node_ip = self.ctx.nodes.info(node).ip
+        listing = self.ctx.nodes.runner(node).run(["ip", "-o", "-4", "addr", "show"]).stdout
+        for line in listing.splitlines():
+            fields = line.split()
+            if len(fields) > 3 and fields[3].split("/")[0] == node_ip:
+                return fields[1].split("@")[0]
+        raise RuntimeError(f"{node}: no interface holds the node IP {node_ip}")
