@@ -367,7 +367,8 @@ class IngressController(LoopComponent):
     def _wait_serving(self, pod: NginxPod, checksum: str | None, old_workers: set[int] = frozenset()) -> None:
         """Until new workers answer with the configuration's checksum and no old worker still
         accepts connections (so no new request meets the previous configuration)."""
-        deadline = time.monotonic() + scaled(RELOAD_TIMEOUT)
+        limit = scaled(RELOAD_TIMEOUT)
+        deadline = time.monotonic() + limit
         while True:
             if pod.process.poll() is not None:
                 raise RuntimeError(f"nginx in pod {pod.namespace}/{pod.name} exited {pod.process.returncode}: "
@@ -377,7 +378,7 @@ class IngressController(LoopComponent):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nginx in pod {pod.namespace}/{pod.name} did not serve configuration "
-                                   f"{checksum} within {scaled(RELOAD_TIMEOUT):.0f} s: {self._tail(pod)}")
+                                   f"{checksum} within {limit:.0f} s: {self._tail(pod)}")
             time.sleep(0.01)
 
     @staticmethod

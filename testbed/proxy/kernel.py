@@ -107,14 +107,5 @@ class KernelDataPlane(LoopComponent):
     def _hold_command(self, node: str, ip: str, hold: bool) -> list[str]:
         if not self.backend.strict_arp:
             return ["ip", "route", "replace" if hold else "del", "local", f"{ip}/32", "dev", "lo", "table", "local"]
-        return ["ip", "addr", "replace" if hold else "del", f"{ip}/32", "dev", self._node_interface(node)]
-
-    def _node_interface(self, node: str) -> str:
-        """The interface that holds the node's InternalIP (its link to the node network)."""
-        node_ip = self.ctx.nodes.info(node).ip
-        listing = self.ctx.nodes.runner(node).run(["ip", "-o", "-4", "addr", "show"]).stdout
-        for line in listing.splitlines():
-            fields = line.split()
-            if len(fields) > 3 and fields[3].split("/")[0] == node_ip:
-                return fields[1].split("@")[0]
-        raise RuntimeError(f"{node}: no interface holds the node IP {node_ip}")
+        # eth0: every node's link to the node network, as the emulation names it (net/addressing.py)
+        return ["ip", "addr", "replace" if hold else "del", f"{ip}/32", "dev", "eth0"]

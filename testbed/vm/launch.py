@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TestbedError
+from ..net.ovs import TESTBED_OVS_DIR
 from . import accel
 from .accel import Accelerator, ProbeResult
 from .guest import KVM_NOTE, TCG_NOTE, TIME_SCALE_ENV, VM_INFO_ENV
@@ -102,7 +103,7 @@ def guest_time_scale(accelerator: str, environ: dict) -> float:
         return TIME_SCALE[accelerator]
 
 
-GUEST_STATE_DIR = "/var/lib/testbed"   # testbed/net/ovs.py keeps its database under it
+GUEST_STATE_DIR = TESTBED_OVS_DIR.parent   # the testbed's state on the guest's own tmpfs (see guest_script)
 
 
 def guest_script(argv: list[str], config: VmConfig) -> str:

@@ -207,9 +207,3 @@ def test_cli_says_why_the_vm_cannot_run_and_exits_3(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == \
         "testbed vm: cannot run here: qemu cannot run: qemu-system-x86_64 is not installed"
     assert main(["vm"]) == 1   # no command: a usage error, not "cannot run"
-
-
-def test_the_guest_tmpfs_holds_the_testbed_ovs_database():
-    from testbed.net.ovs import TESTBED_OVS_DIR
-    from testbed.vm.launch import GUEST_STATE_DIR
-    assert Path(GUEST_STATE_DIR) in TESTBED_OVS_DIR.parents
